@@ -1,0 +1,37 @@
+# camsvc: `make run` starts the service, `make test` runs every test suite.
+# Each target installs what it needs first (scripts/install.sh, safe to repeat).
+
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+
+# Suites that `make test` runs after the Python tests; fragments in mk/ append to it.
+TEST_SUITES :=
+
+.PHONY: install run test test-py lint bench bench-rpc clean
+
+install:
+	@scripts/install.sh
+
+run: install
+	$(VENV)/bin/camsvc serve
+
+test-py: install
+	$(PYTEST) -q
+
+lint: install
+	$(VENV)/bin/ruff check camsvc tests benchmarks build_ext.py setup.py
+	$(VENV)/bin/ruff format --check camsvc tests benchmarks build_ext.py setup.py
+
+bench: bench-rpc
+
+bench-rpc: install
+	$(PY) -m benchmarks.rpc
+
+clean:
+	rm -rf build .cache camsvc/_capture*.so camsvc/_capture.c *.egg-info
+
+include $(wildcard mk/*.mk)
+
+# Defined after the fragments so that their suites are in TEST_SUITES.
+test: lint test-py $(TEST_SUITES)
