@@ -1,0 +1,49 @@
+#!/bin/busybox sh
+# PID 1 of the kernel-lane guest (see tests/kernel/run.py and docs/testing.md).
+# Loads the V4L2 and 9p modules listed in /modules.list, mounts the host's root read-only
+# over 9p at /mnt with the guest's /dev, /proc, /sys and a tmpfs /tmp bound into it, runs
+# the host-written /handoff/run.sh chrooted there, reports its exit status in
+# /handoff/exit and as a CAMSVC-GUEST-EXIT=<n> console line, and powers off.
+/bin/busybox mkdir -p /proc /sys /dev /mnt /handoff
+/bin/busybox --install -s /bin
+export PATH=/bin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+finish() {
+    echo "$1" > /handoff/exit 2>/dev/null
+    echo "CAMSVC-GUEST-EXIT=$1"
+    sync
+    poweroff -f
+    sleep 5
+    exit "$1"  # PID 1 exiting panics the kernel; panic=-1 with -no-reboot ends QEMU
+}
+fail() {
+    echo "camsvc-guest: $*"
+    finish 99
+}
+
+while read -r mod args; do
+    [ -n "$mod" ] || continue
+    # shellcheck disable=SC2086  # args are module parameters, split on purpose
+    insmod "/lib/modules/$mod.ko" $args || fail "insmod $mod $args failed"
+done < /modules.list
+
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 handoff /handoff \
+    || fail "cannot mount the handoff share"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose hostroot /mnt \
+    || fail "cannot mount the host root"
+mount -o bind /dev /mnt/dev || fail "cannot bind /dev"
+mkdir -p /dev/shm /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t proc proc /mnt/proc || fail "cannot mount /proc"
+mount -t sysfs sysfs /mnt/sys || fail "cannot mount /sys"
+mount -t tmpfs -o mode=1777 tmpfs /mnt/tmp || fail "cannot mount /tmp"
+mount -t tmpfs -o mode=0755 tmpfs /mnt/run || fail "cannot mount /run"
+
+[ -f /handoff/run.sh ] || fail "no /handoff/run.sh"
+chroot /mnt /bin/sh -c "$(cat /handoff/run.sh)"
+finish $?

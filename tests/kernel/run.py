@@ -1,0 +1,435 @@
+"""Runs the device tests against the real vivid driver in a QEMU guest (`make test-kernel`).
+
+Steps, each cached under .cache/kernel/ and safe to repeat:
+1. find the newest Debian `linux-image-6.1.0-N-amd64` that apt offers, download it with
+   `apt-get download` and keep only its vmlinuz and the modules the guest needs;
+2. build an initramfs: static busybox, those modules in dependency order, tests/kernel/init.sh;
+3. boot it under TCG with the host's root exported read-only over 9p and a writable
+   "handoff" share holding the command to run; the guest chroots into the host root and
+   runs `pytest -m device tests/device` with CAMSVC_TEST_DEVICE_DIR=/dev;
+4. stream the guest console live and exit with pytest's status, read from the handoff
+   share (or the CAMSVC-GUEST-EXIT=<n> console line). A hung guest is killed after
+   --timeout seconds with a clear message and exit status 124.
+
+Only the standard library is used, so any python3 can run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import re
+import shlex
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+INIT_SCRIPT = HERE / "init.sh"
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+KERNEL_PACKAGE = re.compile(r"^linux-image-(6\.1\.0-(\d+)-amd64)$")
+
+# Modules the guest loads; their dependencies are added from each module's own modinfo.
+VIVID_PARAMS = "n_devs=2 node_types=0x1,0x1"
+ROOT_MODULES = {
+    "virtio_pci": "",
+    "9pnet_virtio": "",
+    "9p": "",
+    "vivid": VIVID_PARAMS,
+}
+
+EXIT_MARKER = re.compile(r"CAMSVC-GUEST-EXIT=(\d+)")
+DEFAULT_TIMEOUT = 720
+
+
+def log(msg: str) -> None:
+    """Print one progress line of the runner."""
+    print(f"kernel-lane: {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- kernel package
+
+
+def _apt_kernel_packages() -> list[tuple[int, str, str]]:
+    """Return (abi, package, kernel release) for every 6.1 amd64 image apt knows."""
+    out = subprocess.run(
+        ["apt-cache", "pkgnames", "linux-image-6.1.0-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    found = []
+    for name in out.split():
+        m = KERNEL_PACKAGE.match(name)
+        if m:
+            found.append((int(m.group(2)), name, m.group(1)))
+    return sorted(found)
+
+
+def _candidate_version(package: str) -> str | None:
+    """Return the version apt would download for package, or None."""
+    out = subprocess.run(
+        ["apt-cache", "policy", package], capture_output=True, text=True, check=False
+    ).stdout
+    m = re.search(r"Candidate:\s*(\S+)", out)
+    if not m or m.group(1) == "(none)":
+        return None
+    return m.group(1)
+
+
+def newest_kernel() -> tuple[str, str, str] | None:
+    """Return (package, version, release) of the newest kernel apt offers, or None."""
+    packages = _apt_kernel_packages()
+    if not packages and os.geteuid() == 0:
+        log("apt knows no kernel packages yet: apt-get update")
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        packages = _apt_kernel_packages()
+    for _abi, name, release in reversed(packages):
+        version = _candidate_version(name)
+        if version:
+            return name, version, release
+    return None
+
+
+def _elf_modinfo(data: bytes) -> dict[str, str]:
+    """Return the key=value pairs of an ELF64 kernel module's .modinfo section."""
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        raise ValueError("not an ELF64 object")
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
+    def section(i: int) -> tuple[int, int, int]:
+        name, _t, _f, _a, off, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        return name, off, size
+
+    _n, stroff, _s = section(shstrndx)
+    for i in range(shnum):
+        name, off, size = section(i)
+        end = data.index(b"\0", stroff + name)
+        if data[stroff + name : end] == b".modinfo":
+            info = {}
+            for item in data[off : off + size].split(b"\0"):
+                key, sep, value = item.decode(errors="replace").partition("=")
+                if sep:
+                    info.setdefault(key, value)
+            return info
+    return {}
+
+
+def _read_module(path: Path) -> bytes:
+    """Return a module file's bytes, decompressing .ko.xz/.ko.zst/.ko.gz."""
+    data = path.read_bytes()
+    if path.name.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        return subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=True).stdout
+    return data
+
+
+def extract_kernel(deb: Path, release: str, dest: Path) -> None:
+    """Unpack deb and keep vmlinuz plus ROOT_MODULES and their dependencies in dest."""
+    with tempfile.TemporaryDirectory(prefix="camsvc-kernel-") as tmp:
+        subprocess.run(["dpkg", "-x", str(deb), tmp], check=True)
+        root = Path(tmp)
+        moddir = root / "lib" / "modules" / release
+        by_name: dict[str, Path] = {}
+        for path in moddir.rglob("*.ko*"):
+            name = re.sub(r"\.ko(\.(xz|gz|zst))?$", "", path.name)
+            by_name[name.replace("-", "_")] = path
+
+        order: list[str] = []
+        blobs: dict[str, bytes] = {}
+
+        def visit(name: str, stack: tuple[str, ...] = ()) -> None:
+            key = name.replace("-", "_")
+            if key in blobs:
+                return
+            if key in stack:
+                raise RuntimeError(f"module dependency cycle: {stack}")
+            path = by_name.get(key)
+            if path is None:
+                raise RuntimeError(f"module {name} not found in {moddir}")
+            data = _read_module(path)
+            for dep in filter(None, _elf_modinfo(data).get("depends", "").split(",")):
+                visit(dep, (*stack, key))
+            blobs[key] = data
+            order.append(key)
+
+        for name in ROOT_MODULES:
+            visit(name)
+
+        staging = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "modules").mkdir(parents=True)
+        shutil.copy(root / "boot" / f"vmlinuz-{release}", staging / "vmlinuz")
+        for key in order:
+            (staging / "modules" / f"{key}.ko").write_bytes(blobs[key])
+        (staging / "modules.order").write_text("".join(f"{k}\n" for k in order))
+        shutil.rmtree(dest, ignore_errors=True)
+        staging.rename(dest)
+
+
+def ensure_kernel(cache: Path) -> Path:
+    """Return the cache folder holding vmlinuz and modules of the newest Debian kernel."""
+    found = newest_kernel()
+    if found is None:
+        cached = sorted(
+            (p for p in cache.glob("linux-image-*") if (p / "modules.order").is_file()),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if not cached:
+            raise SystemExit("kernel-lane: apt offers no linux-image-6.1.0-*-amd64 package")
+        log(f"apt offers no kernel; using the cached {cached[-1].name}")
+        return cached[-1]
+    package, version, release = found
+    dest = cache / f"{package}_{version}"
+    if (dest / "modules.order").is_file():
+        log(f"kernel {package} {version} (cached)")
+        return dest
+    log(f"downloading {package} {version}")
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="camsvc-deb-", dir=cache) as tmp:
+        # _apt cannot write into root-only folders; download there as root quietly.
+        subprocess.run(
+            ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", f"{package}={version}"],
+            cwd=tmp,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        debs = list(Path(tmp).glob("*.deb"))
+        if len(debs) != 1:
+            raise SystemExit(f"kernel-lane: apt-get download left {debs}")
+        extract_kernel(debs[0], release, dest)
+    # Keep the cache small: older kernels are not used again.
+    for old in cache.glob("linux-image-*"):
+        if old != dest and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            for initrd in cache.glob(f"initrd-{old.name}-*.gz"):
+                initrd.unlink()
+    return dest
+
+
+# ---------------------------------------------------------------- initramfs
+
+
+def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """Return a newc cpio archive of (path, mode, data) entries, symlinks as data."""
+    out = io.BytesIO()
+
+    def add(ino: int, name: str, mode: int, data: bytes) -> None:
+        nameb = name.encode() + b"\0"
+        fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nameb), 0)
+        out.write(b"070701" + b"".join(b"%08X" % f for f in fields) + nameb)
+        out.write(b"\0" * (-(110 + len(nameb)) % 4))
+        out.write(data)
+        out.write(b"\0" * (-len(data) % 4))
+
+    for ino, (name, mode, data) in enumerate(entries, start=1):
+        add(ino, name, mode, data)
+    add(0, "TRAILER!!!", 0, b"")
+    return out.getvalue()
+
+
+def _busybox() -> Path:
+    """Return the static busybox binary."""
+    for cand in BUSYBOX_CANDIDATES:
+        p = Path(cand)
+        if p.is_file():
+            return p
+    raise SystemExit("kernel-lane: busybox not found: apt-get install busybox-static")
+
+
+def ensure_initrd(kernel: Path, cache: Path) -> Path:
+    """Return a gzip initramfs for kernel: busybox, modules, init; rebuilt when inputs change."""
+    order = (kernel / "modules.order").read_text().split()
+    modules_list = "".join(f"{m} {ROOT_MODULES.get(m, '')}".rstrip() + "\n" for m in order)
+    busybox = _busybox().read_bytes()
+    init = INIT_SCRIPT.read_bytes()
+    digest = hashlib.sha256(busybox + init + modules_list.encode()).hexdigest()[:12]
+    path = cache / f"initrd-{kernel.name}-{digest}.gz"
+    if path.is_file():
+        return path
+    log(f"building {path.name}")
+    d, f, link = 0o040755, 0o100755, 0o120777
+    entries: list[tuple[str, int, bytes]] = [
+        ("bin", d, b""),
+        ("dev", d, b""),
+        ("lib", d, b""),
+        ("lib/modules", d, b""),
+        ("bin/busybox", f, busybox),
+        ("bin/sh", link, b"busybox"),
+        ("init", f, init),
+        ("modules.list", 0o100644, modules_list.encode()),
+    ]
+    for m in order:
+        entries.append(
+            (f"lib/modules/{m}.ko", 0o100644, (kernel / "modules" / f"{m}.ko").read_bytes())
+        )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(gzip.compress(_cpio_newc(entries), compresslevel=6))
+    tmp.rename(path)
+    for stale in cache.glob(f"initrd-{kernel.name}-*.gz"):
+        if stale != path:
+            stale.unlink()
+    return path
+
+
+# ---------------------------------------------------------------- guest
+
+
+def guest_script(repo: Path, pytest_args: list[str], color: bool) -> str:
+    """Return the shell command the guest runs chrooted in the host root."""
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "TERM": os.environ.get("TERM", "dumb") if color else "dumb",
+        "COLUMNS": str(shutil.get_terminal_size((120, 24)).columns),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "CAMSVC_TEST_DEVICE_DIR": "/dev",
+        "CAMSVC_TEST_LANE": "vivid",
+    }
+    cmd = [
+        ".venv/bin/python",
+        "-m",
+        "pytest",
+        "-m",
+        "device",
+        "tests/device",
+        "-p",
+        "no:cacheprovider",
+        f"--color={'yes' if color else 'no'}",
+        *pytest_args,
+    ]
+    assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return (
+        f"cd {shlex.quote(str(repo))} || exit 98\n"
+        f"exec env -i {assigns} {shlex.join(cmd)} </dev/null 2>&1\n"
+    )
+
+
+def boot(kernel: Path, initrd: Path, script: str, timeout: float, memory: str, smp: int) -> int:
+    """Boot the guest, stream its console, and return pytest's exit status."""
+    with tempfile.TemporaryDirectory(prefix="camsvc-handoff-") as handoff:
+        (Path(handoff) / "run.sh").write_text(script)
+        cmd = [
+            "qemu-system-x86_64",
+            "-accel", "tcg",
+            "-m", memory,
+            "-smp", str(smp),
+            "-nographic",
+            "-no-reboot",
+            "-kernel", str(kernel / "vmlinuz"),
+            "-initrd", str(initrd),
+            "-append", "console=ttyS0 panic=-1 quiet",
+            "-virtfs",
+            "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+            "-virtfs",
+            f"local,path={handoff},mount_tag=handoff,security_model=none,multidevs=remap",
+        ]  # fmt: skip
+        log(f"booting the guest (timeout {timeout:.0f} s)")
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        marker: list[int] = []
+        timed_out = threading.Event()
+
+        def watchdog() -> None:
+            if _wait(proc, timeout):
+                return
+            timed_out.set()
+            os.killpg(proc.pid, signal.SIGKILL)
+
+        threading.Thread(target=watchdog, daemon=True).start()
+        assert proc.stdout is not None
+        out = sys.stdout.buffer
+        try:
+            for raw in iter(proc.stdout.readline, b""):
+                line = raw.replace(b"\r\n", b"\n").replace(b"\r", b"")
+                m = EXIT_MARKER.search(line.decode(errors="replace"))
+                if m:
+                    marker.append(int(m.group(1)))
+                out.write(line)
+                out.flush()
+        except KeyboardInterrupt:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        qemu_status = proc.wait()
+        elapsed = time.monotonic() - started
+        if timed_out.is_set():
+            log(f"TIMEOUT: the guest ran longer than {timeout:.0f} s and was killed")
+            return 124
+        exit_file = Path(handoff) / "exit"
+        status: int | None = None
+        if exit_file.is_file() and exit_file.read_text().strip().isdigit():
+            status = int(exit_file.read_text().strip())
+        elif marker:
+            status = marker[-1]
+        if status is None:
+            log(f"the guest ended (QEMU status {qemu_status}) without reporting pytest's status")
+            return 2
+        log(f"guest finished in {elapsed:.1f} s; pytest exit status {status}")
+        return status
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to timeout seconds for proc; return whether it ended."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, prepare the cached kernel and initramfs, and run the guest."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=float(os.environ.get("CAMSVC_KERNEL_TIMEOUT", DEFAULT_TIMEOUT)),
+        help="seconds before a hung guest is killed (env CAMSVC_KERNEL_TIMEOUT)",
+    )
+    p.add_argument("--cache", type=Path, default=REPO / ".cache" / "kernel")
+    p.add_argument("--memory", default="1024")
+    p.add_argument("--smp", type=int, default=2)
+    p.add_argument("--prepare-only", action="store_true", help="fetch and build, do not boot")
+    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = p.parse_args(argv)
+
+    cache = args.cache.resolve()
+    kernel = ensure_kernel(cache)
+    initrd = ensure_initrd(kernel, cache)
+    if args.prepare_only:
+        log(f"ready: {kernel / 'vmlinuz'} {initrd}")
+        return 0
+    if shutil.which("qemu-system-x86_64") is None:
+        raise SystemExit(
+            "kernel-lane: qemu-system-x86_64 not found: apt-get install qemu-system-x86"
+        )
+    script = guest_script(REPO, args.pytest_args, color=sys.stdout.isatty())
+    return boot(kernel, initrd, script, args.timeout, args.memory, args.smp)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
