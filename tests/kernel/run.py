@@ -50,6 +50,8 @@ ROOT_MODULES = {
 }
 
 EXIT_MARKER = re.compile(r"CAMSVC-GUEST-EXIT=(\d+)")
+# SeaBIOS resets and clears the terminal and turns off line wrap; keep the host console sane.
+FIRMWARE_ESCAPES = re.compile(rb"\x1bc|\x1b\[\?7l|\x1b\[2J")
 DEFAULT_TIMEOUT = 720
 
 
@@ -290,7 +292,9 @@ def ensure_initrd(kernel: Path, cache: Path) -> Path:
 # ---------------------------------------------------------------- guest
 
 
-def guest_script(repo: Path, pytest_args: list[str], color: bool) -> str:
+def guest_script(
+    repo: Path, pytest_args: list[str], color: bool, command: str | None = None
+) -> str:
     """Return the shell command the guest runs chrooted in the host root."""
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -317,10 +321,8 @@ def guest_script(repo: Path, pytest_args: list[str], color: bool) -> str:
         *pytest_args,
     ]
     assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    return (
-        f"cd {shlex.quote(str(repo))} || exit 98\n"
-        f"exec env -i {assigns} {shlex.join(cmd)} </dev/null 2>&1\n"
-    )
+    run = shlex.join(cmd) if command is None else f"sh -c {shlex.quote(command)}"
+    return f"cd {shlex.quote(str(repo))} || exit 98\nexec env -i {assigns} {run} </dev/null 2>&1\n"
 
 
 def boot(kernel: Path, initrd: Path, script: str, timeout: float, memory: str, smp: int) -> int:
@@ -365,7 +367,7 @@ def boot(kernel: Path, initrd: Path, script: str, timeout: float, memory: str, s
         out = sys.stdout.buffer
         try:
             for raw in iter(proc.stdout.readline, b""):
-                line = raw.replace(b"\r\n", b"\n").replace(b"\r", b"")
+                line = FIRMWARE_ESCAPES.sub(b"", raw.replace(b"\r\n", b"\n").replace(b"\r", b""))
                 m = EXIT_MARKER.search(line.decode(errors="replace"))
                 if m:
                     marker.append(int(m.group(1)))
@@ -414,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory", default="1024")
     p.add_argument("--smp", type=int, default=2)
     p.add_argument("--prepare-only", action="store_true", help="fetch and build, do not boot")
+    p.add_argument("--exec", dest="command", help="run this shell command instead of pytest")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = p.parse_args(argv)
 
@@ -427,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             "kernel-lane: qemu-system-x86_64 not found: apt-get install qemu-system-x86"
         )
-    script = guest_script(REPO, args.pytest_args, color=sys.stdout.isatty())
+    script = guest_script(REPO, args.pytest_args, sys.stdout.isatty(), args.command)
     return boot(kernel, initrd, script, args.timeout, args.memory, args.smp)
 
 
