@@ -1,0 +1,174 @@
+"""The composition root: reads nothing itself, builds every service from a Config and runs them.
+
+Nothing else constructs services. `App.run` owns the root nursery: the main listener
+(HTTP + `/ws`), the health listener, and the graceful shutdown on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+from pathlib import Path
+
+import msgspec
+import structlog
+import trio
+
+from camsvc import __version__
+from camsvc.api.session import SessionApi
+from camsvc.api.system import SystemApi
+from camsvc.auth.keys import KeyStore
+from camsvc.auth.session import Authenticator
+from camsvc.config import Config
+from camsvc.media.storage import StorageWatch
+from camsvc.observability.health import ComponentHealth, HealthMonitor
+from camsvc.rpc.dispatch import Dispatcher
+from camsvc.rpc.registry import Registry
+from camsvc.server.http import Router, serve_http_connection
+from camsvc.server.routes import add_health_routes
+from camsvc.server.websocket import ConnectionTable
+
+__all__ = ["App", "BoundPorts"]
+
+log = structlog.get_logger("camsvc.app")
+
+
+class BoundPorts(msgspec.Struct, frozen=True):
+    """The ports the listeners actually bound (useful with port 0)."""
+
+    main: int
+    health: int | None
+
+
+class App:
+    """Every service of one camsvc process, wired together."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        sec = config.security
+        self.keys = KeyStore(sec.api_keys_path)
+        self.authenticator = Authenticator(
+            sec.jwt_secret_key, self.keys, auth_disabled=sec.auth_disabled
+        )
+        self.health = HealthMonitor()
+        self.storage = StorageWatch(
+            [Path(config.recording.path), Path(config.snapshots.path)],
+            config.storage.warn_percent,
+            config.storage.block_percent,
+        )
+        self.registry = Registry()
+        SessionApi(self.authenticator, sec, self.registry).register(self.registry)
+        SystemApi(config, self.health, self.registry).register(self.registry)
+        self.dispatcher = Dispatcher(
+            self.registry,
+            self.authenticator,
+            max_batch=config.server.max_batch_size,
+            metadata=config.server.response_metadata,
+        )
+        self.connections = ConnectionTable(
+            config.server,
+            self.dispatcher,
+            self.authenticator,
+            sec.rate_limit_rps,
+            sec.rate_limit_burst,
+            sec.allowed_origins,
+        )
+        self._listening = False
+        self.health.register("websocket_server", self._websocket_health)
+        self.health.register("storage", self.storage.health)
+        self._shutdown = trio.Event()
+
+    def _websocket_health(self) -> ComponentHealth:
+        cfg = self.config.server
+        if not self._listening:
+            return ComponentHealth(
+                "websocket_server", "unhealthy", "not listening", lifecycle="STARTING"
+            )
+        n = len(self.connections)
+        details = {"connections": n, "max_connections": cfg.max_connections}
+        if n >= 0.9 * cfg.max_connections:
+            return ComponentHealth(
+                "websocket_server", "degraded", "near the connection cap", details=details
+            )
+        return ComponentHealth("websocket_server", "healthy", "listening", details=details)
+
+    def request_shutdown(self) -> None:
+        """Begin a graceful shutdown (as SIGTERM does)."""
+        self._shutdown.set()
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[BoundPorts] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until shutdown is requested or a signal arrives, then stop gracefully."""
+        cfg = self.config
+        self.storage.prepare()
+        main_router = Router()
+        add_health_routes(main_router, self.health)
+        health_router = Router()
+        add_health_routes(health_router, self.health)
+        async with trio.open_nursery() as root:
+            root.start_soon(self._watch_signals)
+            async with trio.open_nursery() as handlers:
+                async with trio.open_nursery() as listeners:
+                    main = await listeners.start(
+                        functools.partial(
+                            trio.serve_tcp,
+                            functools.partial(
+                                serve_http_connection,
+                                router=main_router,
+                                read_timeout_s=cfg.server.read_timeout,
+                                receive_size=cfg.server.read_buffer_size,
+                                ws_path=cfg.server.websocket_path,
+                                on_upgrade=self.connections.handle_upgrade,
+                            ),
+                            cfg.server.port,
+                            host=cfg.server.host or None,
+                            handler_nursery=handlers,
+                        )
+                    )
+                    health_port = None
+                    if cfg.health.enabled:
+                        hl = await listeners.start(
+                            functools.partial(
+                                trio.serve_tcp,
+                                functools.partial(
+                                    serve_http_connection,
+                                    router=health_router,
+                                    read_timeout_s=cfg.server.read_timeout,
+                                ),
+                                cfg.health.port,
+                                host=cfg.health.host or None,
+                                handler_nursery=handlers,
+                            )
+                        )
+                        health_port = hl[0].socket.getsockname()[1]
+                    self._listening = True
+                    ports = BoundPorts(main=main[0].socket.getsockname()[1], health=health_port)
+                    log.info(
+                        "listening",
+                        version=__version__,
+                        host=cfg.server.host,
+                        port=ports.main,
+                        ws_path=cfg.server.websocket_path,
+                        health_port=ports.health,
+                    )
+                    task_status.started(ports)
+                    await self._shutdown.wait()
+                    log.info("shutdown_begin", connections=len(self.connections))
+                    self.health.shutting_down = True
+                    listeners.cancel_scope.cancel()
+                self._listening = False
+                self.connections.begin_shutdown()
+                grace = cfg.server.shutdown_timeout + cfg.server.write_timeout
+                with trio.move_on_after(grace):
+                    await self.connections.wait_empty()
+                handlers.cancel_scope.cancel()
+            root.cancel_scope.cancel()
+        log.info("shutdown_complete")
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("signal", signal=signal.Signals(signum).name)
+                self._shutdown.set()
+                return

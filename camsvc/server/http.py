@@ -1,0 +1,242 @@
+"""Plain HTTP/1.1 on the listeners, with h11: routing, keep-alive, and the WebSocket hand-off.
+
+One task per TCP connection reads request heads (bounded by `read_timeout`), answers routes,
+and when a request asks to upgrade on the WebSocket path, hands the connection, with the
+bytes already read, to the WebSocket side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+import h11
+import msgspec
+import structlog
+import trio
+
+__all__ = ["HttpRequest", "HttpResponse", "Router", "json_response", "serve_http_connection"]
+
+log = structlog.get_logger("camsvc.http")
+
+MAX_HEAD_BYTES = 16384
+
+
+class HttpRequest(msgspec.Struct, frozen=True):
+    """A request head as routes see it."""
+
+    method: str
+    target: str
+    path: str
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+
+
+class HttpResponse(msgspec.Struct):
+    """A complete response; `body` is omitted on the wire for HEAD."""
+
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = msgspec.field(default_factory=list)
+
+
+_json = msgspec.json.Encoder()
+
+
+def json_response(
+    status: int, body: Any, headers: list[tuple[str, str]] | None = None
+) -> HttpResponse:
+    """A JSON response with the given status."""
+    return HttpResponse(
+        status,
+        _json.encode(body),
+        [("Content-Type", "application/json"), *(headers or [])],
+    )
+
+
+def error_response(
+    status: int, text: str, headers: list[tuple[str, str]] | None = None
+) -> HttpResponse:
+    """The HTTP error body of API.md §2.1."""
+    return json_response(status, {"error": text, "status": status}, headers)
+
+
+Route = Callable[[HttpRequest], Awaitable[HttpResponse]]
+UpgradeHandler = Callable[[trio.abc.Stream, bytes, HttpRequest], Awaitable[None]]
+
+
+class Router:
+    """Exact paths and path prefixes to route handlers; all routes take GET and HEAD."""
+
+    def __init__(self) -> None:
+        self._exact: dict[str, Route] = {}
+        self._prefix: list[tuple[str, Route]] = []
+
+    def add(self, path: str, route: Route) -> None:
+        """Route `path` exactly."""
+        self._exact[path] = route
+
+    def add_prefix(self, prefix: str, route: Route) -> None:
+        """Route every path under `prefix`."""
+        self._prefix.append((prefix, route))
+
+    def find(self, path: str) -> Route | None:
+        """The route for `path`, if any."""
+        route = self._exact.get(path)
+        if route is None:
+            for prefix, candidate in self._prefix:
+                if path.startswith(prefix):
+                    return candidate
+        return route
+
+
+def _is_upgrade(req: HttpRequest) -> bool:
+    return (
+        "websocket" in req.headers.get("upgrade", "").lower()
+        and "upgrade" in req.headers.get("connection", "").lower()
+    )
+
+
+async def serve_http_connection(
+    stream: trio.abc.Stream,
+    router: Router,
+    *,
+    read_timeout_s: float,
+    receive_size: int = 65536,
+    ws_path: str | None = None,
+    on_upgrade: UpgradeHandler | None = None,
+) -> None:
+    """Serve one TCP connection until it closes, times out, or is upgraded."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+    handed_off = False
+    try:
+        while True:
+            raw = bytearray(conn.trailing_data[0])
+            event: Any = None
+            with trio.move_on_after(read_timeout_s):
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA:
+                        data = await stream.receive_some(receive_size)
+                        raw += data
+                        conn.receive_data(data)
+                        continue
+                    break
+            if event is None or event is h11.NEED_DATA:
+                if conn.our_state is h11.SEND_RESPONSE or raw:
+                    await _send_simple(stream, conn, error_response(408, "Request Timeout"))
+                return
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return
+            if not isinstance(event, h11.Request):
+                return
+            req = _request_of(event)
+            if (
+                on_upgrade is not None
+                and req.path == ws_path
+                and req.method == "GET"
+                and _is_upgrade(req)
+            ):
+                handed_off = True
+                await on_upgrade(stream, bytes(raw), req)
+                return
+            response = await _route(router, req, ws_path)
+            keep = await _send_response(stream, conn, req, response)
+            if not keep:
+                return
+            # Drain any request body (routes take none) and start the next cycle.
+            while True:
+                ev = conn.next_event()
+                if ev is h11.NEED_DATA:
+                    with trio.move_on_after(read_timeout_s) as cs:
+                        data = await stream.receive_some(receive_size)
+                        conn.receive_data(data)
+                    if cs.cancelled_caught:
+                        return
+                    continue
+                if isinstance(ev, h11.EndOfMessage | h11.ConnectionClosed):
+                    break
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            conn.start_next_cycle()
+    except h11.RemoteProtocolError as exc:
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            status = exc.error_status_hint
+            await _send_simple(stream, conn, error_response(status, "Bad Request"))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        if not handed_off:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await stream.aclose()
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def _request_of(event: h11.Request) -> HttpRequest:
+    headers: dict[str, str] = {}
+    for name, value in event.headers:
+        key = name.decode("latin-1")
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    target = event.target.decode("latin-1")
+    path = target.split("?", 1)[0]
+    return HttpRequest(event.method.decode("ascii"), target, path, headers)
+
+
+async def _route(router: Router, req: HttpRequest, ws_path: str | None) -> HttpResponse:
+    route = router.find(req.path)
+    if route is None:
+        if req.path == ws_path:
+            return error_response(426, "Upgrade Required", [("Upgrade", "websocket")])
+        return error_response(404, "Not Found")
+    if req.method not in ("GET", "HEAD"):
+        return error_response(405, "Method Not Allowed", [("Allow", "GET, HEAD")])
+    try:
+        return await route(req)
+    except Exception:
+        log.exception("http_route_error", path=req.path)
+        return error_response(500, "Internal Server Error")
+
+
+async def _send_response(
+    stream: trio.abc.Stream, conn: h11.Connection, req: HttpRequest, resp: HttpResponse
+) -> bool:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
+    headers.append((b"Content-Length", str(len(resp.body)).encode()))
+    out = (
+        conn.send(
+            h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status))
+        )
+        or b""
+    )
+    if req.method != "HEAD" and resp.body:
+        out += conn.send(h11.Data(data=resp.body)) or b""
+    out += conn.send(h11.EndOfMessage()) or b""
+    await stream.send_all(out)
+    return conn.our_state is not h11.MUST_CLOSE
+
+
+async def _send_simple(stream: trio.abc.Stream, conn: h11.Connection, resp: HttpResponse) -> None:
+    headers = [(k.encode(), v.encode()) for k, v in resp.headers]
+    headers += [(b"Content-Length", str(len(resp.body)).encode()), (b"Connection", b"close")]
+    try:
+        out = (
+            conn.send(
+                h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status))
+            )
+            or b""
+        )
+        out += conn.send(h11.Data(data=resp.body)) or b""
+        out += conn.send(h11.EndOfMessage()) or b""
+    except h11.LocalProtocolError:
+        return
+    with trio.move_on_after(1):
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(out)

@@ -1,0 +1,260 @@
+"""WebSocket clients: the upgrade checks, then one reader, one writer and a keepalive each.
+
+The reader hands each text message to the dispatcher. Synchronous methods are answered
+inline; others run as tasks in the connection's handler nursery, at most
+`max_concurrent_requests` at once (then the reader waits). Responses are sent directly
+(bounded by `write_timeout`); notifications go through the connection's `Outbox`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import socket
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import structlog
+import trio
+import trio_websocket
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from camsvc.auth.session import Authenticator
+from camsvc.config import ServerConfig
+from camsvc.rpc.connection import RpcConnection
+from camsvc.rpc.dispatch import Dispatcher
+from camsvc.rpc.ratelimit import TokenBucket
+from camsvc.server.http import HttpRequest, error_response
+from camsvc.server.outbox import Outbox
+from camsvc.server.streams import PrefixedStream
+
+__all__ = ["ClientConnection", "ConnectionTable"]
+
+log = structlog.get_logger("camsvc.ws")
+
+CLOSE_NORMAL = 1000
+CLOSE_SHUTDOWN = 1001
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_SERVER_ERROR = 1011
+
+
+class ClientConnection:
+    """One open WebSocket client."""
+
+    def __init__(
+        self, ws: WebSocketConnection, rpc: RpcConnection, dispatcher: Dispatcher, cfg: ServerConfig
+    ) -> None:
+        self.ws = ws
+        self.rpc = rpc
+        self._dispatcher = dispatcher
+        self._cfg = cfg
+        self.outbox = Outbox(cfg.send_queue_size)
+        self._slots = trio.Semaphore(cfg.max_concurrent_requests)
+        self._read_scope = trio.CancelScope()
+        self._close_code = CLOSE_NORMAL
+
+    def notify(self, message: bytes) -> None:
+        """Queue a notification for this client (dropping its oldest when full)."""
+        if self.rpc.session is not None and not self.outbox.push(message):
+            log.info("notification_dropped", conn=self.rpc.conn_id, dropped=self.outbox.dropped)
+
+    def begin_shutdown(self) -> None:
+        """Stop reading; in-flight requests get `shutdown_timeout`, then the close is 1001."""
+        self._close_code = CLOSE_SHUTDOWN
+        self._read_scope.cancel()
+
+    async def serve(self) -> None:
+        """Run the connection until the client leaves, misbehaves, or the service stops."""
+        async with trio.open_nursery() as background:
+            background.start_soon(self._keepalive, background.cancel_scope)
+            background.start_soon(self._write_notifications, background.cancel_scope)
+            async with trio.open_nursery() as handlers:
+                with self._read_scope:
+                    await self._read_loop(handlers)
+                # In-flight requests may finish, within bounds, before the socket closes.
+                handlers.cancel_scope.deadline = trio.current_time() + self._cfg.shutdown_timeout
+            with trio.move_on_after(self._cfg.write_timeout) as cs:
+                cs.shield = True
+                await self.ws.aclose(self._close_code)
+            background.cancel_scope.cancel()
+
+    async def _read_loop(self, handlers: trio.Nursery) -> None:
+        dispatch = self._dispatcher.handle
+        rpc = self.rpc
+        try:
+            while True:
+                message = await self.ws.get_message()
+                if isinstance(message, bytes):
+                    self._close_code = CLOSE_UNSUPPORTED
+                    return
+                reply = dispatch(rpc, message)
+                if inspect.iscoroutine(reply):
+                    await self._slots.acquire()
+                    handlers.start_soon(self._run_handler, reply)
+                elif reply is not None:
+                    await self._send(reply)
+                if rpc.close_code is not None:
+                    self._close_code = rpc.close_code
+                    return
+        except ConnectionClosed:
+            return
+
+    async def _run_handler(self, pending: Coroutine[Any, Any, bytes | None]) -> None:
+        try:
+            reply = await pending
+            if reply is not None:
+                await self._send(reply)
+            if self.rpc.close_code is not None:
+                self._close_code = self.rpc.close_code
+                self._read_scope.cancel()
+        except ConnectionClosed:
+            self._read_scope.cancel()
+        finally:
+            self._slots.release()
+
+    async def _send(self, data: bytes) -> None:
+        with trio.move_on_after(self._cfg.write_timeout) as cs:
+            await self.ws.send_message(data.decode())
+        if cs.cancelled_caught:
+            log.warning("write_timeout", conn=self.rpc.conn_id)
+            self._close_code = CLOSE_SERVER_ERROR
+            # A frame half-written cannot be completed: drop the TCP connection.
+            await self._abort()
+            raise ConnectionClosed(None)
+
+    async def _abort(self) -> None:
+        stream = self.ws._stream  # trio-websocket has no public abort
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)
+
+    async def _write_notifications(self, scope: trio.CancelScope) -> None:
+        try:
+            while True:
+                data = await self.outbox.get()
+                await self._send(data)
+        except ConnectionClosed:
+            self._read_scope.cancel()
+
+    async def _keepalive(self, scope: trio.CancelScope) -> None:
+        counter = itertools.count()
+        try:
+            while True:
+                await trio.sleep(self._cfg.ping_interval)
+                with trio.move_on_after(self._cfg.pong_wait) as cs:
+                    await self.ws.ping(next(counter).to_bytes(8, "big"))
+                if cs.cancelled_caught:
+                    log.info("pong_timeout", conn=self.rpc.conn_id)
+                    self._close_code = CLOSE_SERVER_ERROR
+                    self._read_scope.cancel()
+                    return
+        except ConnectionClosed:
+            self._read_scope.cancel()
+
+
+class ConnectionTable:
+    """All open WebSocket clients: the connection cap, fan-out and shutdown."""
+
+    def __init__(
+        self,
+        cfg: ServerConfig,
+        dispatcher: Dispatcher,
+        authenticator: Authenticator,
+        rate_limit_rps: float,
+        rate_limit_burst: int,
+        allowed_origins: list[str],
+    ) -> None:
+        self._cfg = cfg
+        self._dispatcher = dispatcher
+        self._auth = authenticator
+        self._rps = rate_limit_rps
+        self._burst = rate_limit_burst
+        self._origins = {o.lower().rstrip("/") for o in allowed_origins}
+        self._open: dict[str, ClientConnection] = {}
+        self._ids = itertools.count(1)
+        self._pending = 0
+        self._emptied = trio.Event()
+        self.accepting = True
+        self.total_accepted = 0
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __iter__(self) -> Iterator[ClientConnection]:
+        return iter(list(self._open.values()))
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """API.md §2.2: absent or listed (or `*`)."""
+        if origin is None or "*" in self._origins:
+            return True
+        return origin.lower().rstrip("/") in self._origins
+
+    async def handle_upgrade(self, stream: trio.abc.Stream, head: bytes, req: HttpRequest) -> None:
+        """Check, accept and serve a WebSocket upgrade (the HTTP layer already read `head`)."""
+        async with trio.open_nursery() as nursery:
+            request = await trio_websocket.wrap_server_stream(
+                nursery,
+                PrefixedStream(stream, head),
+                max_message_size=self._cfg.max_message_size,
+                receive_buffer_size=self._cfg.read_buffer_size,
+            )
+            reject = None
+            if not self.accepting:
+                reject = error_response(503, "Service shutting down")
+            elif not self.origin_allowed(req.headers.get("origin")):
+                reject = error_response(403, "Origin not allowed")
+            elif len(self._open) + self._pending >= self._cfg.max_connections:
+                reject = error_response(503, "Maximum connections reached")
+            if reject is not None:
+                headers = [(k.encode(), v.encode()) for k, v in reject.headers]
+                await request.reject(reject.status, extra_headers=headers, body=reject.body)
+                nursery.cancel_scope.cancel()
+                return
+            self._pending += 1
+            try:
+                ws = await request.accept()
+            finally:
+                self._pending -= 1
+            _set_send_buffer(stream, self._cfg.write_buffer_size)
+            conn_id = f"c{next(self._ids)}"
+            rpc = RpcConnection(
+                conn_id,
+                TokenBucket(self._rps, self._burst),
+                session=self._auth.anonymous(),
+                host=req.headers.get("host", ""),
+            )
+            client = ClientConnection(ws, rpc, self._dispatcher, self._cfg)
+            self._open[conn_id] = client
+            self.total_accepted += 1
+            with structlog.contextvars.bound_contextvars(conn=conn_id):
+                log.debug("ws_open")
+                try:
+                    await client.serve()
+                finally:
+                    del self._open[conn_id]
+                    if not self._open:
+                        self._emptied.set()
+                    log.debug("ws_closed")
+            nursery.cancel_scope.cancel()
+
+    def broadcast(self, message: bytes) -> None:
+        """Queue a notification for every authenticated client."""
+        for client in self._open.values():
+            client.notify(message)
+
+    def begin_shutdown(self) -> None:
+        """Refuse new upgrades and ask every client to finish and close with 1001."""
+        self.accepting = False
+        for client in self._open.values():
+            client.begin_shutdown()
+
+    async def wait_empty(self) -> None:
+        """Return once every client connection has closed."""
+        while self._open:
+            self._emptied = trio.Event()
+            await self._emptied.wait()
+
+
+def _set_send_buffer(stream: trio.abc.Stream, size: int) -> None:
+    if isinstance(stream, trio.SocketStream):
+        stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
