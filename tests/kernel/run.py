@@ -336,6 +336,7 @@ def boot(kernel: Path, initrd: Path, script: str, timeout: float, memory: str, s
             "-smp", str(smp),
             "-nographic",
             "-no-reboot",
+            "-nic", "none",
             "-kernel", str(kernel / "vmlinuz"),
             "-initrd", str(initrd),
             "-append", "console=ttyS0 panic=-1 quiet",
