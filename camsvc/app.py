@@ -97,7 +97,10 @@ class App:
         self._shutdown.set()
 
     async def run(
-        self, *, task_status: trio.TaskStatus[BoundPorts] = trio.TASK_STATUS_IGNORED
+        self,
+        *,
+        handle_signals: bool = True,
+        task_status: trio.TaskStatus[BoundPorts] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until shutdown is requested or a signal arrives, then stop gracefully."""
         cfg = self.config
@@ -107,7 +110,8 @@ class App:
         health_router = Router()
         add_health_routes(health_router, self.health)
         async with trio.open_nursery() as root:
-            root.start_soon(self._watch_signals)
+            if handle_signals:
+                root.start_soon(self._watch_signals)
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as listeners:
                     main = await listeners.start(

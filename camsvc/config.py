@@ -33,6 +33,7 @@ __all__ = [
     "ServerConfig",
     "SnapshotsConfig",
     "StorageConfig",
+    "config_from_dict",
     "env_overrides",
     "load_config",
 ]
@@ -326,6 +327,11 @@ def load_config(
         if environ.get(name):
             data = _merge(data, {"security": {"jwt_secret_key": environ[name]}})
             break
+    return config_from_dict(data)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Validate a nested mapping (as the YAML file holds) into a Config."""
     try:
         cfg = msgspec.convert(data, Config, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:

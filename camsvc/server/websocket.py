@@ -37,6 +37,8 @@ CLOSE_SHUTDOWN = 1001
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
+# How long to wait for the close handshake of a peer already judged dead (pong timeout).
+DEAD_PEER_CLOSE_WAIT_S = 1.0
 
 
 class ClientConnection:
@@ -74,9 +76,13 @@ class ClientConnection:
                     await self._read_loop(handlers)
                 # In-flight requests may finish, within bounds, before the socket closes.
                 handlers.cancel_scope.deadline = trio.current_time() + self._cfg.shutdown_timeout
-            with trio.move_on_after(self._cfg.write_timeout) as cs:
+            # A peer that stopped answering will not complete the close handshake either.
+            wait = DEAD_PEER_CLOSE_WAIT_S if self._close_code == CLOSE_SERVER_ERROR else None
+            with trio.move_on_after(wait or self._cfg.write_timeout) as cs:
                 cs.shield = True
                 await self.ws.aclose(self._close_code)
+            if cs.cancelled_caught:
+                await self._abort()
             background.cancel_scope.cancel()
 
     async def _read_loop(self, handlers: trio.Nursery) -> None:
