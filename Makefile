@@ -14,7 +14,7 @@ install:
 	@scripts/install.sh
 
 run: install
-	$(VENV)/bin/camsvc serve
+	@scripts/run.sh
 
 test-py: install
 	$(PYTEST) -q
