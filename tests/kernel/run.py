@@ -173,15 +173,16 @@ def extract_kernel(deb: Path, release: str, dest: Path) -> None:
         for name in ROOT_MODULES:
             visit(name)
 
-        staging = dest.with_name(dest.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        (staging / "modules").mkdir(parents=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-", dir=dest.parent))
+        (staging / "modules").mkdir()
         shutil.copy(root / "boot" / f"vmlinuz-{release}", staging / "vmlinuz")
         for key in order:
             (staging / "modules" / f"{key}.ko").write_bytes(blobs[key])
         (staging / "modules.order").write_text("".join(f"{k}\n" for k in order))
-        shutil.rmtree(dest, ignore_errors=True)
-        staging.rename(dest)
+        try:
+            staging.rename(dest)
+        except OSError:  # another run finished the same kernel first
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def ensure_kernel(cache: Path) -> Path:
@@ -217,7 +218,7 @@ def ensure_kernel(cache: Path) -> Path:
         extract_kernel(debs[0], release, dest)
     # Keep the cache small: older kernels are not used again.
     for old in cache.glob("linux-image-*"):
-        if old != dest and old.is_dir():
+        if old != dest and (old / "modules.order").is_file():
             shutil.rmtree(old, ignore_errors=True)
             for initrd in cache.glob(f"initrd-{old.name}-*.gz"):
                 initrd.unlink()
@@ -280,7 +281,7 @@ def ensure_initrd(kernel: Path, cache: Path) -> Path:
         entries.append(
             (f"lib/modules/{m}.ko", 0o100644, (kernel / "modules" / f"{m}.ko").read_bytes())
         )
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_bytes(gzip.compress(_cpio_newc(entries), compresslevel=6))
     tmp.rename(path)
     for stale in cache.glob(f"initrd-{kernel.name}-*.gz"):
@@ -374,9 +375,9 @@ def boot(kernel: Path, initrd: Path, script: str, timeout: float, memory: str, s
                     marker.append(int(m.group(1)))
                 out.write(line)
                 out.flush()
-        except KeyboardInterrupt:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        finally:
+            if proc.poll() is None:  # interrupted or terminated: never leave QEMU behind
+                os.killpg(proc.pid, signal.SIGKILL)
         qemu_status = proc.wait()
         elapsed = time.monotonic() - started
         if timed_out.is_set():
@@ -404,6 +405,11 @@ def _wait(proc: subprocess.Popen, timeout: float) -> bool:
     return True
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    """Turn a termination signal into SystemExit so that QEMU is killed on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, prepare the cached kernel and initramfs, and run the guest."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -421,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = p.parse_args(argv)
 
+    # make or CI stopping us with SIGTERM/SIGHUP unwinds through boot()'s cleanup.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     cache = args.cache.resolve()
     kernel = ensure_kernel(cache)
     initrd = ensure_initrd(kernel, cache)
