@@ -14,6 +14,8 @@ from pathlib import Path
 
 import jwt
 import pytest
+import trio
+import trio_websocket
 
 SECRET = "cli-test-secret-0123456789abcdef012345"
 
@@ -107,8 +109,15 @@ def test_config_error_names_key(env):
     assert result.returncode == 2 and "server.port" in result.stderr
 
 
+async def _ws_ping(url: str) -> str:
+    with trio.fail_after(10):
+        async with trio_websocket.open_websocket_url(url) as ws:
+            await ws.send_message('{"jsonrpc": "2.0", "method": "ping", "id": 1}')
+            return json.loads(await ws.get_message())["result"]
+
+
 def test_serve_answers_then_exits_0_on_sigterm(env):
-    """`camsvc serve` answers /health, logs JSON without secrets, and exits 0 on SIGTERM."""
+    """`camsvc serve` answers ping and /health, logs JSON without secrets, exits 0 on SIGTERM."""
     port, health = _free_port(), _free_port()
     env = {
         **env,
@@ -134,6 +143,7 @@ def test_serve_answers_then_exits_0_on_sigterm(env):
         with socket.create_connection(("127.0.0.1", health), timeout=5) as s:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert s.recv(100).startswith(b"HTTP/1.1 200")
+        assert trio.run(_ws_ping, f"ws://127.0.0.1:{port}/ws") == "pong"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
