@@ -1,0 +1,800 @@
+"""`make bench-rpc`: the WebSocket JSON-RPC benchmarks of issue 2, against the real server.
+
+Starts `camsvc serve` (and the bare trio-websocket echo server of `benchmarks.echo_server`) as
+subprocesses on free loopback ports, waits for `/health/ready`, then runs the load generator
+(`benchmarks.loadgen`, one process per run) for:
+
+- idle server RSS, and the RSS that 1,000 idle authenticated connections add;
+- connect + WebSocket handshake + `authenticate` latency, sequential and in concurrent waves;
+- closed-loop throughput and latency at 1, 10, 100 and 1,000 authenticated connections, against
+  camsvc and against the echo server, interleaved, `--reps` times (medians reported);
+- open-loop latency at a fixed 1,000 requests/s over 100 connections.
+
+It prints a table of the issue's targets, measured values and verdicts, replaces the section
+"RPC (issue 2)" of `benchmarks/RESULTS.md` (other sections are kept) and writes every raw run
+to `benchmarks/results/rpc-<date>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import psutil
+
+from benchmarks.loadgen import TOKEN_ENV, RunResult, raise_nofile_limit
+
+__all__ = ["Check", "Machine", "Report", "Summary", "main", "update_results_md"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "benchmarks"
+SECTION = "RPC (issue 2)"
+HOST = "127.0.0.1"
+SECRET = "bench-rpc-secret-" + "x" * 32
+CONNECTIONS = (1, 10, 100, 1000)
+
+
+class Machine(msgspec.Struct, kw_only=True):
+    """Where the figures were taken."""
+
+    nproc: int
+    cpu_model: str
+    ram_gib: float
+    kernel: str
+    python: str
+    loadavg_before: list[float]
+
+
+class Summary(msgspec.Struct, kw_only=True):
+    """The median over repetitions of one closed-loop configuration."""
+
+    target: str
+    connections: int
+    window: int
+    reps: int
+    rps: float
+    rps_runs: list[float]
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    server_cpu_pct: float
+    gen_cpu_pct: float
+    other_cpu_pct: float
+    server_rss_mb: float
+    errors: int
+
+
+class Check(msgspec.Struct, kw_only=True):
+    """One figure of the issue: target, measured value, verdict."""
+
+    name: str
+    target: str
+    measured: str
+    ok: bool
+
+
+class Report(msgspec.Struct, kw_only=True):
+    """Everything one `make bench-rpc` measured."""
+
+    date: str
+    commit: str
+    machine: Machine
+    settings: dict[str, str]
+    idle_rss_mb: float
+    echo_idle_rss_mb: float
+    server_exit_code: int | None
+    checks: list[Check]
+    echo_ratio_100: float
+    closed: list[Summary]
+    open_loop: list[RunResult]
+    connect: list[RunResult]
+    idle: list[RunResult]
+    runs: list[RunResult]
+    notes: list[str]
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free TCP ports on the loopback interface."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def server_env(tmp: Path, port: int, health_port: int) -> dict[str, str]:
+    """The environment `camsvc serve` runs with: loopback ports, tmp paths, no rate limit."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "CAMERA_SERVICE_JWT_SECRET": SECRET,
+            "CAMERA_SERVICE_SERVER_HOST": HOST,
+            "CAMERA_SERVICE_SERVER_PORT": str(port),
+            "CAMERA_SERVICE_HEALTH_HOST": HOST,
+            "CAMERA_SERVICE_HEALTH_PORT": str(health_port),
+            "CAMERA_SERVICE_SECURITY_API_KEYS_PATH": str(tmp / "api_keys.json"),
+            "CAMERA_SERVICE_SNAPSHOTS_PATH": str(tmp / "snapshots"),
+            "CAMERA_SERVICE_RECORDING_PATH": str(tmp / "recordings"),
+            "CAMERA_SERVICE_STORAGE_DB_PATH": str(tmp / "camsvc.db"),
+            # The default 100 requests/s per connection would throttle a load test.
+            "CAMERA_SERVICE_SECURITY_RATE_LIMIT_RPS": "1000000000",
+            "CAMERA_SERVICE_SECURITY_RATE_LIMIT_BURST": "1000000000",
+            # 1,000 connections plus those still closing from the previous run.
+            "CAMERA_SERVICE_SERVER_MAX_CONNECTIONS": "4000",
+            "CAMERA_SERVICE_LOGGING_LEVEL": "warning",
+        }
+    )
+    env.pop("CAMSVC_CONFIG", None)
+    return env
+
+
+def camsvc_command() -> list[str]:
+    """The console script next to this interpreter, else `python -m camsvc`."""
+    script = Path(sys.executable).parent / "camsvc"
+    if script.exists():
+        return [str(script), "serve"]
+    found = shutil.which("camsvc")
+    return [found, "serve"] if found else [sys.executable, "-m", "camsvc", "serve"]
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], limit_s: float = 30.0) -> float:
+    """Poll `GET /health/ready` until 200; return the seconds it took."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=1)
+            conn.request("GET", "/health/ready")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return time.monotonic() - t0
+            conn.close()
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"/health/ready on {port} not 200 within {limit_s} s")
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], limit_s: float = 15.0) -> None:
+    """Wait until something accepts TCP connections on `port`."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        if proc.poll() is not None:
+            raise RuntimeError(f"echo server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port} within {limit_s} s")
+
+
+def stop(proc: subprocess.Popen[bytes], limit_s: float = 15.0) -> int | None:
+    """SIGTERM, then SIGKILL after `limit_s`; return the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(limit_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+@contextlib.contextmanager
+def running(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A subprocess with output to `log`, always stopped on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            yield proc
+        finally:
+            stop(proc)
+
+
+class Generator:
+    """Runs `benchmarks.loadgen` as a separate process and parses its RunResult."""
+
+    def __init__(self, token: str, reps_log: list[RunResult], verbose: bool = True) -> None:
+        self._env = dict(os.environ)
+        self._env[TOKEN_ENV] = token
+        self._log = reps_log
+        self._verbose = verbose
+
+    def run(self, scenario: str, port: int, pid: int, label: str, **opts: object) -> RunResult:
+        """One generator run; raises if it fails."""
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.loadgen",
+            scenario,
+            "--port",
+            str(port),
+            "--server-pid",
+            str(pid),
+            "--label",
+            label,
+        ]
+        for key, value in opts.items():
+            cmd += [f"--{key.replace('_', '-')}", str(value)]
+        proc = subprocess.run(cmd, env=self._env, cwd=ROOT, capture_output=True, timeout=180)
+        if proc.returncode != 0:
+            raise RuntimeError(f"loadgen {scenario} failed: {proc.stderr.decode()[-2000:]}")
+        result = msgspec.json.decode(proc.stdout.splitlines()[-1], type=RunResult)
+        self._log.append(result)
+        if self._verbose:
+            print(f"  {_brief(result)}", flush=True)
+        return result
+
+
+def _brief(r: RunResult) -> str:
+    text = f"{r.scenario:7} {r.target:6} c={r.connections:<5} w={r.window:<3}"
+    if r.scenario in ("closed", "open"):
+        lat = r.latency
+        text += f" {r.rps:>9.0f} req/s"
+        if lat:
+            text += f"  p50 {lat.p50_ms:.2f}  p99 {lat.p99_ms:.2f} ms"
+    if r.connect:
+        text += f"  connect p50 {r.connect.p50_ms:.2f} p95 {r.connect.p95_ms:.2f} ms"
+    if r.rss_added_mb is not None:
+        text += f"  rss +{r.rss_added_mb:.1f} MiB"
+    text += f"  cpu srv {r.server_cpu_pct}% gen {r.gen_cpu_pct}% other {r.other_cpu_pct}%"
+    if r.errors:
+        text += f"  errors {r.errors}"
+    return text
+
+
+# -- facts -------------------------------------------------------------------------------
+
+
+def machine() -> Machine:
+    """nproc, CPU model, RAM, kernel, Python, load average now."""
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return Machine(
+        nproc=os.cpu_count() or 0,
+        cpu_model=model,
+        ram_gib=round(psutil.virtual_memory().total / 2**30, 1),
+        kernel=platform.release(),
+        python=platform.python_version(),
+        loadavg_before=[round(x, 2) for x in os.getloadavg()],
+    )
+
+
+def git_commit() -> str:
+    """HEAD's short hash, `+dirty` when tracked files differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process, MiB."""
+    return round(psutil.Process(pid).memory_info().rss / 2**20, 2)
+
+
+# -- aggregation -------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3) if values else float("nan")
+
+
+def summarise(runs: list[RunResult]) -> list[Summary]:
+    """Median over repetitions, per (target, connections), closed-loop runs only."""
+    groups: dict[tuple[str, int], list[RunResult]] = {}
+    for r in runs:
+        if r.scenario == "closed":
+            groups.setdefault((r.target, r.connections), []).append(r)
+    out = []
+    for (target, conns), rs in sorted(groups.items()):
+        lats = [r.latency for r in rs if r.latency]
+        out.append(
+            Summary(
+                target=target,
+                connections=conns,
+                window=rs[0].window,
+                reps=len(rs),
+                rps=_median([r.rps for r in rs]),
+                rps_runs=[r.rps for r in rs],
+                p50_ms=_median([x.p50_ms for x in lats]),
+                p95_ms=_median([x.p95_ms for x in lats]),
+                p99_ms=_median([x.p99_ms for x in lats]),
+                server_cpu_pct=_median([r.server_cpu_pct or 0.0 for r in rs]),
+                gen_cpu_pct=_median([r.gen_cpu_pct for r in rs]),
+                other_cpu_pct=_median([r.other_cpu_pct or 0.0 for r in rs]),
+                server_rss_mb=max(r.server_rss_mb or 0.0 for r in rs),
+                errors=sum(r.errors for r in rs),
+            )
+        )
+    return out
+
+
+def _find(summaries: list[Summary], target: str, conns: int) -> Summary | None:
+    return next((s for s in summaries if s.target == target and s.connections == conns), None)
+
+
+def checks(
+    summaries: list[Summary],
+    open_runs: list[RunResult],
+    connect_seq: list[RunResult],
+    idle: RunResult | None,
+    idle_rss: float,
+) -> tuple[list[Check], float]:
+    """The issue's figures against what was measured; also the echo ratio at 100."""
+    out: list[Check] = []
+    full = _find(summaries, "camsvc", 100)
+    echo = _find(summaries, "echo", 100)
+    if full:
+        out.append(
+            Check(
+                name="ping req/s, 100 connections (full stack)",
+                target=">= 10000",
+                measured=f"{full.rps:.0f}",
+                ok=full.rps >= 10000,
+            )
+        )
+    p99s = [r.latency.p99_ms for r in open_runs if r.latency]
+    if p99s:
+        p99 = _median(p99s)
+        out.append(
+            Check(
+                name="p99 at 1000 req/s over 100 connections",
+                target="<= 10 ms",
+                measured=f"{p99:.2f} ms",
+                ok=p99 <= 10,
+            )
+        )
+    p95s = [r.connect.p95_ms for r in connect_seq if r.connect]
+    if p95s:
+        p95 = _median(p95s)
+        out.append(
+            Check(
+                name="connect+authenticate p95 (sequential)",
+                target="<= 5 ms",
+                measured=f"{p95:.2f} ms",
+                ok=p95 <= 5,
+            )
+        )
+    out.append(
+        Check(
+            name="idle server RSS",
+            target="<= 60 MiB",
+            measured=f"{idle_rss:.1f} MiB",
+            ok=idle_rss <= 60,
+        )
+    )
+    if idle is not None and idle.rss_added_mb is not None:
+        out.append(
+            Check(
+                name=f"RSS added by {idle.connections} idle authenticated connections",
+                target="<= 60 MiB",
+                measured=f"{idle.rss_added_mb:.1f} MiB",
+                ok=idle.rss_added_mb <= 60 and idle.connections >= 1000,
+            )
+        )
+    ratio = round(full.rps / echo.rps, 3) if full and echo and echo.rps else float("nan")
+    out.append(
+        Check(
+            name="throughput ratio camsvc / bare echo, 100 connections",
+            target=">= 0.7 (aim)",
+            measured=f"{ratio:.2f}",
+            ok=ratio >= 0.7,
+        )
+    )
+    return out, ratio
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(report: Report) -> str:
+    """The RESULTS.md section (without its `##` heading line)."""
+    m = report.machine
+    parts = [
+        f"Date {report.date}, commit `{report.commit}`. Machine: {m.nproc} CPUs ({m.cpu_model}), "
+        f"{m.ram_gib} GiB RAM, Linux {m.kernel}, Python {m.python}; load average before the run "
+        f"{' / '.join(map(str, m.loadavg_before))}. Server and load generator on the same "
+        "machine, loopback only. Produced by `make bench-rpc` (`python -m benchmarks.rpc`).",
+        "",
+        "### Targets",
+        "",
+        _table(
+            ["figure", "target", "measured", "verdict"],
+            [[c.name, c.target, c.measured, "PASS" if c.ok else "FAIL"] for c in report.checks],
+        ),
+        "",
+        "### Closed loop (authenticated `ping`, medians of "
+        f"{report.closed[0].reps if report.closed else 0} runs)",
+        "",
+        "`window` = requests kept in flight per connection. CPU in % of one core, sampled over "
+        "the measured interval: `server` the target process, `gen` the load generator, `other` "
+        "everything else on the machine (other work sharing the 2 cores).",
+        "",
+        _table(
+            [
+                "target",
+                "conns",
+                "window",
+                "req/s",
+                "runs (req/s)",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "server CPU %",
+                "gen CPU %",
+                "other CPU %",
+                "server RSS MiB",
+                "errors",
+            ],
+            [
+                [
+                    s.target,
+                    str(s.connections),
+                    str(s.window),
+                    f"{s.rps:.0f}",
+                    ", ".join(f"{x:.0f}" for x in s.rps_runs),
+                    f"{s.p50_ms:.2f}",
+                    f"{s.p95_ms:.2f}",
+                    f"{s.p99_ms:.2f}",
+                    f"{s.server_cpu_pct:.0f}",
+                    f"{s.gen_cpu_pct:.0f}",
+                    f"{s.other_cpu_pct:.0f}",
+                    f"{s.server_rss_mb:.1f}",
+                    str(s.errors),
+                ]
+                for s in report.closed
+            ],
+        ),
+        "",
+        f"camsvc / echo throughput at 100 connections: **{report.echo_ratio_100:.2f}**.",
+        "",
+        "### Open loop, connect, idle",
+        "",
+        _table(
+            [
+                "run",
+                "conns",
+                "achieved req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+                "send lag p99 ms",
+                "server CPU %",
+                "other CPU %",
+            ],
+            [
+                [
+                    f"open {r.rate:.0f} req/s",
+                    str(r.connections),
+                    f"{r.rps:.0f}",
+                    f"{r.latency.p50_ms:.2f}",
+                    f"{r.latency.p95_ms:.2f}",
+                    f"{r.latency.p99_ms:.2f}",
+                    f"{r.latency.max_ms:.2f}",
+                    f"{r.send_lag.p99_ms:.2f}" if r.send_lag else "-",
+                    f"{r.server_cpu_pct}",
+                    f"{r.other_cpu_pct}",
+                ]
+                for r in report.open_loop
+                if r.latency
+            ],
+        ),
+        "",
+        _table(
+            [
+                "connect + authenticate",
+                "samples",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+                "server CPU %",
+            ],
+            [
+                [
+                    ("sequential" if r.window <= 1 else f"waves of {r.window}"),
+                    str(r.requests),
+                    f"{r.connect.p50_ms:.2f}",
+                    f"{r.connect.p95_ms:.2f}",
+                    f"{r.connect.p99_ms:.2f}",
+                    f"{r.connect.max_ms:.2f}",
+                    f"{r.server_cpu_pct}",
+                ]
+                for r in report.connect
+                if r.connect
+            ],
+        ),
+        "",
+        f"Idle RSS: camsvc {report.idle_rss_mb:.1f} MiB, bare echo server "
+        f"{report.echo_idle_rss_mb:.1f} MiB (after `/health/ready`, before any WebSocket).",
+    ]
+    for r in report.idle:
+        parts.append(
+            f"{r.connections} idle authenticated connections: RSS {r.rss_before_mb} -> "
+            f"{r.rss_after_mb} MiB (+{r.rss_added_mb} MiB, "
+            f"{(r.rss_added_mb or 0) * 1024 / max(1, r.connections):.1f} KiB each); "
+            f"opened in waves of {r.window}, connect p95 {r.connect.p95_ms if r.connect else '-'}"
+            f" ms; afterwards {r.requests}/{r.connections} answered a ping."
+        )
+    parts += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in report.settings.items()) + "."]
+    if report.notes:
+        parts += ["", "Notes:", ""] + [f"- {n}" for n in report.notes]
+    return "\n".join(parts) + "\n"
+
+
+def update_results_md(path: Path, body: str, heading: str = SECTION) -> None:
+    """Replace (or append) the `## <heading>` section of `path`, keeping every other section."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == f"## {heading}"), None)
+    block = [f"## {heading}", "", *body.rstrip("\n").splitlines(), ""]
+    if start is None:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        lines += ["", *block]
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if re.match(r"^## (?!#)", lines[i])),
+            len(lines),
+        )
+        lines[start:end] = block
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.rpc",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--reps", type=int, default=3, help="repetitions of each closed-loop run")
+    p.add_argument("--duration", type=float, default=3.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=0.5, help="seconds before measuring")
+    p.add_argument(
+        "--in-flight",
+        type=int,
+        default=32,
+        help="closed loop: window per connection = max(1, this // connections)",
+    )
+    p.add_argument("--open-rate", type=float, default=1000.0)
+    p.add_argument("--open-duration", type=float, default=5.0)
+    p.add_argument("--idle-connections", type=int, default=1000)
+    p.add_argument("--connect-samples", type=int, default=200)
+    p.add_argument("--quick", action="store_true", help="1 rep, 1 s runs: a smoke test")
+    p.add_argument("--no-write", action="store_true", help="print only; write no files")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every scenario, print the table, write RESULTS.md and the JSON."""
+    args = parse_args(argv)
+    if args.quick:
+        args.reps, args.duration, args.open_duration = 1, 1.0, 2.0
+    raise_nofile_limit()
+    started = time.monotonic()
+    now = dt.datetime.now(dt.UTC)
+    mach = machine()
+    from camsvc.auth import mint_token
+    from camsvc.auth.roles import Role
+
+    token = mint_token(SECRET, "bench", Role.ADMIN, 3600)
+    runs: list[RunResult] = []
+    gen = Generator(token, runs)
+    port, health_port, echo_port = free_ports(3)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="camsvc-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        env = server_env(tmp, port, health_port)
+        with (
+            running(camsvc_command(), env, tmp / "camsvc.log") as server,
+            running(
+                [sys.executable, "-m", "benchmarks.echo_server", "--port", str(echo_port)],
+                dict(os.environ),
+                tmp / "echo.log",
+            ) as echo,
+        ):
+            ready_s = wait_ready(health_port, server)
+            wait_listening(echo_port, echo)
+            print(
+                f"camsvc pid {server.pid} ready in {ready_s:.2f} s on {HOST}:{port}; "
+                f"echo pid {echo.pid} on {echo_port}",
+                flush=True,
+            )
+            time.sleep(1.0)
+            idle_rss = rss_mb(server.pid)
+            echo_idle_rss = rss_mb(echo.pid)
+            print(f"idle RSS camsvc {idle_rss} MiB, echo {echo_idle_rss} MiB", flush=True)
+
+            print("connect + authenticate", flush=True)
+            connect_seq, connect_runs = [], []
+            for _ in range(args.reps):
+                r = gen.run(
+                    "connect",
+                    port,
+                    server.pid,
+                    "camsvc",
+                    connections=args.connect_samples,
+                    parallel=1,
+                )
+                connect_seq.append(r)
+                connect_runs.append(r)
+            connect_runs.append(
+                gen.run(
+                    "connect",
+                    port,
+                    server.pid,
+                    "camsvc",
+                    connections=args.connect_samples,
+                    parallel=50,
+                )
+            )
+
+            print("idle connections", flush=True)
+            idle = gen.run(
+                "idle",
+                port,
+                server.pid,
+                "camsvc",
+                connections=args.idle_connections,
+                parallel=50,
+                duration=2.0,
+            )
+
+            print("closed loop", flush=True)
+            for _ in range(args.reps):
+                for conns in CONNECTIONS:
+                    window = max(1, args.in_flight // conns)
+                    for label, p, pid in (
+                        ("camsvc", port, server.pid),
+                        ("echo", echo_port, echo.pid),
+                    ):
+                        gen.run(
+                            "closed",
+                            p,
+                            pid,
+                            label,
+                            connections=conns,
+                            window=window,
+                            duration=args.duration,
+                            warmup=args.warmup,
+                        )
+
+            print("open loop", flush=True)
+            open_runs = [
+                gen.run(
+                    "open",
+                    port,
+                    server.pid,
+                    "camsvc",
+                    connections=100,
+                    rate=args.open_rate,
+                    duration=args.open_duration,
+                    warmup=args.warmup,
+                )
+                for _ in range(args.reps)
+            ]
+            exit_code = stop(server)
+            stop(echo)
+        if exit_code != 0:
+            notes.append(f"camsvc exited with {exit_code} on SIGTERM (expected 0).")
+        log_tail = (tmp / "camsvc.log").read_text(errors="replace").strip().splitlines()[-5:]
+        if log_tail:
+            notes.append("last server log lines: " + " / ".join(ln[:200] for ln in log_tail))
+
+    summaries = summarise(runs)
+    check_list, ratio = checks(summaries, open_runs, connect_seq, idle, idle_rss)
+    closed_max = max(
+        (s for s in summaries if s.target == "camsvc"), key=lambda s: s.rps, default=None
+    )
+    if closed_max and closed_max.gen_cpu_pct >= 90:
+        notes.append(
+            f"the load generator was at {closed_max.gen_cpu_pct:.0f}% CPU at "
+            f"{closed_max.connections} connections: it may limit the figure"
+        )
+    if max((s.other_cpu_pct for s in summaries), default=0) > 20:
+        notes.append(
+            "other processes used a noticeable share of the CPUs during some runs "
+            "(column `other CPU %`): figures are lower than on a quiet machine"
+        )
+    notes.append(f"whole benchmark took {time.monotonic() - started:.0f} s")
+    report = Report(
+        date=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        commit=git_commit(),
+        machine=mach,
+        settings={
+            "reps": str(args.reps),
+            "duration_s": str(args.duration),
+            "warmup_s": str(args.warmup),
+            "in_flight": str(args.in_flight),
+            "rate_limit": "1e9 req/s per connection (default 100 would throttle)",
+            "max_connections": "4000",
+            "logging": "warning",
+        },
+        idle_rss_mb=idle_rss,
+        echo_idle_rss_mb=echo_idle_rss,
+        server_exit_code=exit_code,
+        checks=check_list,
+        echo_ratio_100=ratio,
+        closed=summaries,
+        open_loop=open_runs,
+        connect=connect_runs,
+        idle=[idle],
+        runs=runs,
+        notes=notes,
+    )
+    print()
+    print(
+        _table(
+            ["figure", "target", "measured", "verdict"],
+            [[c.name, c.target, c.measured, "PASS" if c.ok else "FAIL"] for c in check_list],
+        )
+    )
+    print()
+    body = render(report)
+    if args.no_write:
+        print(body)
+        return 0
+    out_dir = BENCH_DIR / "results"
+    out_dir.mkdir(exist_ok=True)
+    json_path = out_dir / f"rpc-{now.strftime('%Y-%m-%d')}.json"
+    json_path.write_bytes(msgspec.json.format(msgspec.json.encode(report)) + b"\n")
+    update_results_md(BENCH_DIR / "RESULTS.md", body)
+    print(f"wrote {json_path.relative_to(ROOT)} and benchmarks/RESULTS.md ({SECTION})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
