@@ -64,7 +64,16 @@ def emulator_library() -> Path:
         if all(src.stat().st_mtime <= built for src in _sources()):
             return _LIBRARY
     subprocess.run(
-        ["make", "--no-print-directory", "-s", "-C", str(_ROOT), "-f", "mk/emulator.mk", "emulator"],
+        [
+            "make",
+            "--no-print-directory",
+            "-s",
+            "-C",
+            str(_ROOT),
+            "-f",
+            "mk/emulator.mk",
+            "emulator",
+        ],
         check=True,
     )
     return _LIBRARY

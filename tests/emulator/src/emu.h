@@ -67,6 +67,7 @@ struct emu_buf {
 	uint32_t bytesused;
 	uint32_t sequence;
 	uint32_t flags;
+	uint32_t mapped;          /* live app mappings: V4L2_BUF_FLAG_MAPPED */
 	struct timeval timestamp;
 };
 
@@ -96,6 +97,7 @@ struct emu_dev {
 	uint32_t nbufs;
 	uint32_t buf_len;         /* sizeimage at REQBUFS time */
 	uint32_t buf_stride;      /* offset cookie step, page aligned */
+	uint32_t generation;      /* bumped by every REQBUFS: old mappings are orphans */
 	struct emu_buf bufs[EMU_MAX_BUFS];
 	struct emu_fifo queued;
 	struct emu_fifo done;
@@ -164,6 +166,7 @@ int emu_stream_ioctl(struct emu_dev *dev, unsigned long req, void *arg);
 void *emu_stream_mmap(struct emu_dev *dev, void *addr, size_t len, int prot, int flags,
 		      off_t off);
 void emu_stream_free(struct emu_dev *dev);
+void emu_stream_unmapped(void *addr, size_t len);
 void emu_produce(struct emu_dev *dev, uint32_t frames);
 
 /* producer.c */

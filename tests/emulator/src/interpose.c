@@ -161,17 +161,20 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
 	emu_real_init();
-	if (emu_any_device() && !vfs_ioctl(req)) {
+	/* The kernel takes an unsigned int: callers passing a negative int (ustreamer)
+	 * arrive sign-extended. */
+	unsigned long cmd = (unsigned int)req;
+	if (emu_any_device() && !vfs_ioctl(cmd)) {
 		pthread_mutex_lock(&emu_lock);
 		struct emu_dev *dev = emu_lookup(fd);
 		if (dev) {
-			int r = emu_ioctl(dev, req, arg);
+			int r = emu_ioctl(dev, cmd, arg);
 			int err = errno;
 			pthread_mutex_unlock(&emu_lock);
 			if (trace)
 				fprintf(stderr, "camsvc-emu: ioctl fd=%d nr=%lu size=%lu -> %d%s%s\n",
-					fd, (unsigned long)_IOC_NR(req),
-					(unsigned long)_IOC_SIZE(req), r, r < 0 ? " " : "",
+					fd, (unsigned long)_IOC_NR(cmd),
+					(unsigned long)_IOC_SIZE(cmd), r, r < 0 ? " " : "",
 					r < 0 ? strerrorname_np(err) : "");
 			errno = err;
 			return r;
@@ -223,83 +226,122 @@ EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t o
 }
 
 /*
- * Buffer mappings are plain memfd mappings: unmapping needs no bookkeeping, and
- * like vb2 an unmapped-later buffer outlives REQBUFS(0) or close (orphaned).
+ * Buffer mappings are plain memfd mappings: like vb2's, a buffer unmapped later
+ * outlives REQBUFS(0) or close (orphaned). Only the MAPPED flag needs bookkeeping.
  */
 EXPORT int munmap(void *addr, size_t len)
 {
 	emu_real_init();
-	return emu_real.munmap(addr, len);
+	int r = emu_real.munmap(addr, len);
+	if (r == 0 && emu_any_device()) {
+		int err = errno;
+		pthread_mutex_lock(&emu_lock);
+		emu_stream_unmapped(addr, len);
+		pthread_mutex_unlock(&emu_lock);
+		errno = err;
+	}
+	return r;
 }
 
-static bool is_dev_fd(int fd)
+/* 0 for not ours, else the errno read()/write() give on the device. */
+static int dev_rw_errno(int fd)
 {
 	if (!emu_any_device())
-		return false;
+		return 0;
 	pthread_mutex_lock(&emu_lock);
-	bool yes = emu_lookup(fd) != NULL;
+	struct emu_dev *dev = emu_lookup(fd);
+	int err = !dev ? 0 : emu_check_gone(dev) ? ENODEV : EINVAL;
 	pthread_mutex_unlock(&emu_lock);
-	return yes;
+	return err;
 }
 
 /* uvcvideo has no read()/write() I/O; this also keeps apps off the eventfd counter. */
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	emu_real_init();
-	if (is_dev_fd(fd))
-		return EMU_ERR(EINVAL);
-	return emu_real.read(fd, buf, n);
+	int err = dev_rw_errno(fd);
+	return err ? EMU_ERR(err) : emu_real.read(fd, buf, n);
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	emu_real_init();
-	if (is_dev_fd(fd))
-		return EMU_ERR(EINVAL);
-	return emu_real.write(fd, buf, n);
+	int err = dev_rw_errno(fd);
+	return err ? EMU_ERR(err) : emu_real.write(fd, buf, n);
 }
 
 /*
  * An eventfd is always writable, a capture node never is (ustreamer 4 treats a
  * writable capture fd as "device disconnected"): hide POLLOUT interest on our fds.
+ * An unplugged node polls as POLLERR|POLLHUP (|POLLPRI if asked), as V4L2 answers
+ * for an unregistered video device.
  */
 struct saved_events {
 	nfds_t i;
 	short events;
+	bool gone;
 };
 #define MAX_SAVED 64
+#define POLL_WRITE (POLLOUT | POLLWRNORM | POLLWRBAND)
 
-static size_t mask_poll(struct pollfd *fds, nfds_t n, struct saved_events *saved)
+static size_t mask_poll(struct pollfd *fds, nfds_t n, struct saved_events *saved, bool *any_gone)
 {
 	size_t ns = 0;
+	*any_gone = false;
 	if (!emu_any_device())
 		return 0;
 	pthread_mutex_lock(&emu_lock);
 	for (nfds_t i = 0; i < n && ns < MAX_SAVED; i++) {
-		if (fds[i].fd >= 0 && (fds[i].events & (POLLOUT | POLLWRNORM | POLLWRBAND)) &&
-		    emu_lookup(fds[i].fd)) {
-			saved[ns++] = (struct saved_events){i, fds[i].events};
-			fds[i].events &= (short)~(POLLOUT | POLLWRNORM | POLLWRBAND);
-		}
+		struct emu_dev *dev = fds[i].fd >= 0 ? emu_lookup(fds[i].fd) : NULL;
+		if (!dev)
+			continue;
+		bool gone = emu_check_gone(dev);
+		*any_gone |= gone;
+		saved[ns++] = (struct saved_events){i, fds[i].events, gone};
+		fds[i].events &= (short)~POLL_WRITE;
 	}
 	pthread_mutex_unlock(&emu_lock);
 	return ns;
 }
 
-static void unmask_poll(struct pollfd *fds, const struct saved_events *saved, size_t ns)
+static int unmask_poll(struct pollfd *fds, nfds_t n, struct saved_events *saved, size_t ns,
+		       int r)
 {
-	for (size_t k = 0; k < ns; k++)
-		fds[saved[k].i].events = saved[k].events;
+	bool patched = false;
+	if (ns == 0)
+		return r;
+	/* A node unplugged while we slept woke us through its eventfd: say so. */
+	pthread_mutex_lock(&emu_lock);
+	for (size_t k = 0; k < ns; k++) {
+		struct emu_dev *dev = emu_lookup(fds[saved[k].i].fd);
+		saved[k].gone |= dev && emu_check_gone(dev);
+	}
+	pthread_mutex_unlock(&emu_lock);
+	for (size_t k = 0; k < ns; k++) {
+		struct pollfd *p = &fds[saved[k].i];
+		p->events = saved[k].events;
+		if (saved[k].gone && r >= 0) {
+			p->revents = (short)(POLLERR | POLLHUP | (p->events & POLLPRI));
+			patched = true;
+		}
+	}
+	if (patched) {
+		r = 0;
+		for (nfds_t i = 0; i < n; i++)
+			r += fds[i].revents != 0;
+	}
+	return r;
 }
 
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	emu_real_init();
 	struct saved_events saved[MAX_SAVED];
-	size_t ns = mask_poll(fds, n, saved);
-	int r = emu_real.poll(fds, n, timeout);
+	bool gone;
+	size_t ns = mask_poll(fds, n, saved, &gone);
+	int r = emu_real.poll(fds, n, gone ? 0 : timeout);
 	int err = errno;
-	unmask_poll(fds, saved, ns);
+	r = unmask_poll(fds, n, saved, ns, r);
 	errno = err;
 	return r;
 }
@@ -308,10 +350,12 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const 
 {
 	emu_real_init();
 	struct saved_events saved[MAX_SAVED];
-	size_t ns = mask_poll(fds, n, saved);
-	int r = emu_real.ppoll(fds, n, ts, mask);
+	bool gone;
+	size_t ns = mask_poll(fds, n, saved, &gone);
+	static const struct timespec zero;
+	int r = emu_real.ppoll(fds, n, gone ? &zero : ts, mask);
 	int err = errno;
-	unmask_poll(fds, saved, ns);
+	r = unmask_poll(fds, n, saved, ns, r);
 	errno = err;
 	return r;
 }

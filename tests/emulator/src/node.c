@@ -47,7 +47,7 @@ bool emu_is_node_path(int dirfd, const char *path, int *index, char *abs)
 		return false;
 	const char *digits = base + 5;
 	size_t n = strspn(digits, "0123456789");
-	if (n == 0 || n > 3 || digits[n] != '\0')
+	if (n == 0 || n > 6 || digits[n] != '\0')
 		return false;
 
 	const char *want = getenv("CAMSVC_EMU_DIR"); /* read per open: tests switch dirs */

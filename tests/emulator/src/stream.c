@@ -50,6 +50,7 @@ void emu_stream_free(struct emu_dev *dev)
 		b->memfd = -1;
 	}
 	dev->nbufs = 0;
+	dev->generation++;
 	memset(&dev->queued, 0, sizeof dev->queued);
 	memset(&dev->done, 0, sizeof dev->done);
 }
@@ -124,6 +125,8 @@ static void fill_buf(struct emu_dev *dev, uint32_t i, struct v4l2_buffer *vb)
 	vb->sequence = b->sequence;
 	vb->timestamp = b->timestamp;
 	vb->flags = TS_FLAGS | b->flags;
+	if (b->mapped)
+		vb->flags |= V4L2_BUF_FLAG_MAPPED;
 	if (b->state == EMU_BUF_QUEUED || b->state == EMU_BUF_FILLING)
 		vb->flags |= V4L2_BUF_FLAG_QUEUED;
 	else if (b->state == EMU_BUF_DONE)
@@ -284,6 +287,44 @@ int emu_stream_ioctl(struct emu_dev *dev, unsigned long req, void *arg)
 	}
 }
 
+/* App mappings of buffers, to report V4L2_BUF_FLAG_MAPPED as vb2 does. */
+struct mapping {
+	void *addr;
+	size_t len;
+	uint64_t dev_id;
+	uint32_t generation;
+	uint32_t index;
+};
+#define MAX_MAPPINGS 256
+static struct mapping mappings[MAX_MAPPINGS];
+
+static void remember(struct emu_dev *dev, uint32_t i, void *addr, size_t len)
+{
+	for (size_t k = 0; k < MAX_MAPPINGS; k++) {
+		if (!mappings[k].addr) {
+			mappings[k] = (struct mapping){addr, len, dev->id, dev->generation, i};
+			dev->bufs[i].mapped++;
+			return;
+		}
+	}
+}
+
+void emu_stream_unmapped(void *addr, size_t len)
+{
+	(void)len;
+	for (size_t k = 0; k < MAX_MAPPINGS; k++) {
+		struct mapping *m = &mappings[k];
+		if (m->addr != addr)
+			continue;
+		for (struct emu_dev *d = emu_first(); d; d = d->next)
+			if (d->id == m->dev_id && d->generation == m->generation &&
+			    m->index < d->nbufs && d->bufs[m->index].mapped)
+				d->bufs[m->index].mapped--;
+		m->addr = NULL;
+		return;
+	}
+}
+
 void *emu_stream_mmap(struct emu_dev *dev, void *addr, size_t len, int prot, int flags,
 		      off_t off)
 {
@@ -297,7 +338,10 @@ void *emu_stream_mmap(struct emu_dev *dev, void *addr, size_t len, int prot, int
 		errno = EINVAL;
 		return MAP_FAILED;
 	}
-	return emu_real.mmap(addr, len, prot, flags, dev->bufs[i].memfd, 0);
+	void *p = emu_real.mmap(addr, len, prot, flags, dev->bufs[i].memfd, 0);
+	if (p != MAP_FAILED)
+		remember(dev, i, p, len);
+	return p;
 }
 
 /*
