@@ -9,17 +9,20 @@ from __future__ import annotations
 import functools
 import signal
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 import structlog
 import trio
 
 from camsvc import __version__
+from camsvc.api.events import EventsApi
 from camsvc.api.session import SessionApi
 from camsvc.api.system import SystemApi
 from camsvc.auth.keys import KeyStore
 from camsvc.auth.session import Authenticator
 from camsvc.config import Config
+from camsvc.events import EventBus
 from camsvc.media.storage import StorageWatch
 from camsvc.observability.health import ComponentHealth, HealthMonitor
 from camsvc.rpc.dispatch import Dispatcher
@@ -31,6 +34,12 @@ from camsvc.server.websocket import ConnectionTable
 __all__ = ["App", "BoundPorts"]
 
 log = structlog.get_logger("camsvc.app")
+
+
+class ShutdownEvent(msgspec.Struct, frozen=True):
+    """Data of the `system.shutdown` topic."""
+
+    reason: Literal["signal", "requested"]
 
 
 class BoundPorts(msgspec.Struct, frozen=True):
@@ -56,9 +65,11 @@ class App:
             config.storage.warn_percent,
             config.storage.block_percent,
         )
+        self.bus = EventBus()
         self.registry = Registry()
         SessionApi(self.authenticator, sec, self.registry).register(self.registry)
         SystemApi(config, self.health, self.registry).register(self.registry)
+        EventsApi(self.bus).register(self.registry)
         self.dispatcher = Dispatcher(
             self.registry,
             self.authenticator,
@@ -69,6 +80,7 @@ class App:
             config.server,
             self.dispatcher,
             self.authenticator,
+            self.bus,
             sec.rate_limit_rps,
             sec.rate_limit_burst,
             sec.allowed_origins,
@@ -77,6 +89,7 @@ class App:
         self.health.register("websocket_server", self._websocket_health)
         self.health.register("storage", self.storage.health)
         self._shutdown = trio.Event()
+        self._shutdown_reason: Literal["signal", "requested"] = "requested"
 
     def _websocket_health(self) -> ComponentHealth:
         cfg = self.config.server
@@ -92,8 +105,9 @@ class App:
             )
         return ComponentHealth("websocket_server", "healthy", "listening", details=details)
 
-    def request_shutdown(self) -> None:
-        """Begin a graceful shutdown (as SIGTERM does)."""
+    def request_shutdown(self, reason: Literal["signal", "requested"] = "requested") -> None:
+        """Begin a graceful shutdown (SIGINT/SIGTERM call this with reason `signal`)."""
+        self._shutdown_reason = reason
         self._shutdown.set()
 
     async def run(
@@ -161,6 +175,7 @@ class App:
                     log.info("shutdown_begin", connections=len(self.connections))
                     self.health.shutting_down = True
                     listeners.cancel_scope.cancel()
+                    self.bus.publish("system.shutdown", ShutdownEvent(self._shutdown_reason))
                 self._listening = False
                 self.connections.begin_shutdown()
                 grace = cfg.server.shutdown_timeout + cfg.server.write_timeout
@@ -174,5 +189,5 @@ class App:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 log.info("signal", signal=signal.Signals(signum).name)
-                self._shutdown.set()
+                self.request_shutdown("signal")
                 return

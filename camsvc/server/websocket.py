@@ -21,6 +21,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from camsvc.auth.session import Authenticator
 from camsvc.config import ServerConfig
+from camsvc.events import EventBus
 from camsvc.rpc.connection import RpcConnection
 from camsvc.rpc.dispatch import Dispatcher
 from camsvc.rpc.ratelimit import TokenBucket
@@ -56,9 +57,19 @@ class ClientConnection:
         self._read_scope = trio.CancelScope()
         self._close_code = CLOSE_NORMAL
 
+    @property
+    def authenticated(self) -> bool:
+        """True while the connection has a session (only those get notifications)."""
+        return self.rpc.session is not None
+
+    @property
+    def dropped(self) -> int:
+        """Notifications dropped because this client read too slowly."""
+        return self.outbox.dropped
+
     def notify(self, message: bytes) -> None:
         """Queue a notification for this client (dropping its oldest when full)."""
-        if self.rpc.session is not None and not self.outbox.push(message):
+        if not self.outbox.push(message):
             log.info("notification_dropped", conn=self.rpc.conn_id, dropped=self.outbox.dropped)
 
     def begin_shutdown(self) -> None:
@@ -76,6 +87,8 @@ class ClientConnection:
                     await self._read_loop(handlers)
                 # In-flight requests may finish, within bounds, before the socket closes.
                 handlers.cancel_scope.deadline = trio.current_time() + self._cfg.shutdown_timeout
+            if self._close_code == CLOSE_SHUTDOWN:
+                await self._flush_notifications()
             # A peer that stopped answering will not complete the close handshake either.
             wait = DEAD_PEER_CLOSE_WAIT_S if self._close_code == CLOSE_SERVER_ERROR else None
             with trio.move_on_after(wait or self._cfg.write_timeout) as cs:
@@ -134,6 +147,15 @@ class ClientConnection:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(stream)
 
+    async def _flush_notifications(self) -> None:
+        """Send what is queued (the `system.shutdown` event) before the close frame."""
+        with trio.move_on_after(self._cfg.write_timeout):
+            try:
+                while len(self.outbox):
+                    await self._send(await self.outbox.get())
+            except ConnectionClosed:
+                pass
+
     async def _write_notifications(self, scope: trio.CancelScope) -> None:
         try:
             while True:
@@ -159,18 +181,20 @@ class ClientConnection:
 
 
 class ConnectionTable:
-    """All open WebSocket clients: the connection cap, fan-out and shutdown."""
+    """All open WebSocket clients: the connection cap, attaching them to the bus, shutdown."""
 
     def __init__(
         self,
         cfg: ServerConfig,
         dispatcher: Dispatcher,
         authenticator: Authenticator,
+        bus: EventBus,
         rate_limit_rps: float,
         rate_limit_burst: int,
         allowed_origins: list[str],
     ) -> None:
         self._cfg = cfg
+        self._bus = bus
         self._dispatcher = dispatcher
         self._auth = authenticator
         self._rps = rate_limit_rps
@@ -231,6 +255,7 @@ class ConnectionTable:
             )
             client = ClientConnection(ws, rpc, self._dispatcher, self._cfg)
             self._open[conn_id] = client
+            self._bus.attach(conn_id, client)
             self.total_accepted += 1
             with structlog.contextvars.bound_contextvars(conn=conn_id):
                 log.debug("ws_open")
@@ -238,15 +263,11 @@ class ConnectionTable:
                     await client.serve()
                 finally:
                     del self._open[conn_id]
+                    self._bus.detach(conn_id)
                     if not self._open:
                         self._emptied.set()
                     log.debug("ws_closed")
             nursery.cancel_scope.cancel()
-
-    def broadcast(self, message: bytes) -> None:
-        """Queue a notification for every authenticated client."""
-        for client in self._open.values():
-            client.notify(message)
 
     def begin_shutdown(self) -> None:
         """Refuse new upgrades and ask every client to finish and close with 1001."""

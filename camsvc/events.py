@@ -1,0 +1,205 @@
+"""The event bus: topics, per-connection subscriptions and notification fan-out (API.md §9).
+
+Services publish typed events here; the bus encodes each once and hands the bytes to the
+sinks (client connections) that should get it. The transport attaches a sink per WebSocket
+connection and detaches it on close; the bus never touches sockets, and a sink never blocks
+(it queues, dropping its oldest notification when full).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from camsvc.timefmt import utc_timestamp
+
+__all__ = [
+    "ALIASES",
+    "ALWAYS_DELIVERED",
+    "TOPICS",
+    "EventBus",
+    "Sink",
+    "SubscriptionStats",
+]
+
+TOPICS = frozenset(
+    {
+        "camera.connected",
+        "camera.disconnected",
+        "camera.status_change",
+        "recording.start",
+        "recording.stop",
+        "recording.progress",
+        "recording.error",
+        "snapshot.taken",
+        "system.health",
+        "system.startup",
+        "system.shutdown",
+        "mediamtx.stream_started",
+        "mediamtx.stream_stopped",
+    }
+)
+# Legacy names accepted in subscriptions and kept in the set (API.md §9.3).
+ALIASES = frozenset({"camera_status_update", "recording_status_update", "system_health_update"})
+# Notifications every authenticated client gets without subscribing (API.md §9.1).
+ALWAYS_DELIVERED = frozenset({"camera_status_update", "recording_status_update"})
+
+
+class Sink(Protocol):
+    """Where a connection's notifications go (implemented by the transport)."""
+
+    @property
+    def authenticated(self) -> bool: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+    def notify(self, message: bytes) -> None: ...
+
+
+class _Notification(msgspec.Struct):
+    jsonrpc: str
+    method: str
+    params: Any
+
+
+class _EventParams(msgspec.Struct):
+    topic: str
+    timestamp: str
+    data: Any
+
+
+class GlobalStats(msgspec.Struct, frozen=True):
+    """Subscription figures across all connections."""
+
+    total_subscriptions: int
+    active_clients: int
+    topic_counts: dict[str, int]
+
+
+class SubscriptionStats(msgspec.Struct, frozen=True):
+    """The result of `get_subscription_stats`."""
+
+    global_stats: GlobalStats
+    client_topics: list[str]
+    client_id: str
+    filters: dict[str, list[str]] | None
+    events_dropped: int
+
+
+class _Subscription:
+    __slots__ = ("devices", "sink", "topics")
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.topics: set[str] = set()
+        self.devices: frozenset[str] | None = None
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class EventBus:
+    """Subscriptions by connection id, and delivery of events and notifications."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, _Subscription] = {}
+
+    # -- connections ------------------------------------------------------------------
+
+    def attach(self, conn_id: str, sink: Sink) -> None:
+        """Start tracking a connection (no topics yet)."""
+        self._subs[conn_id] = _Subscription(sink)
+
+    def detach(self, conn_id: str) -> None:
+        """Forget a closed connection and its subscriptions."""
+        self._subs.pop(conn_id, None)
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        conn_id: str,
+        topics: Iterable[str],
+        devices: frozenset[str] | UnsetType | None = UNSET,
+    ) -> tuple[list[str], frozenset[str] | None]:
+        """Add topics; `devices` UNSET keeps the filter, None clears it. Returns set and filter."""
+        sub = self._subs[conn_id]
+        sub.topics.update(topics)
+        if devices is not UNSET:
+            sub.devices = devices or None  # type: ignore[assignment]
+        return sorted(sub.topics), sub.devices
+
+    def unsubscribe(self, conn_id: str, topics: Iterable[str] | None) -> list[str]:
+        """Remove topics (None: all); returns what remains."""
+        sub = self._subs[conn_id]
+        if topics is None:
+            sub.topics.clear()
+        else:
+            sub.topics.difference_update(topics)
+        return sorted(sub.topics)
+
+    def stats(self, conn_id: str) -> SubscriptionStats:
+        """Figures for `get_subscription_stats`."""
+        counts: dict[str, int] = {}
+        total = active = 0
+        for sub in self._subs.values():
+            total += len(sub.topics)
+            active += bool(sub.topics)
+            for topic in sub.topics:
+                counts[topic] = counts.get(topic, 0) + 1
+        mine = self._subs[conn_id]
+        return SubscriptionStats(
+            global_stats=GlobalStats(total, active, dict(sorted(counts.items()))),
+            client_topics=sorted(mine.topics),
+            client_id=conn_id,
+            filters={"device": sorted(mine.devices)} if mine.devices else None,
+            events_dropped=mine.sink.dropped,
+        )
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def notify_all(self, method: str, params: Any) -> int:
+        """Send a notification to every authenticated client; returns the recipient count."""
+        message = _encoder.encode(_Notification("2.0", method, params))
+        sent = 0
+        for sub in self._subs.values():
+            if sub.sink.authenticated:
+                sub.sink.notify(message)
+                sent += 1
+        return sent
+
+    def publish(
+        self, topic: str, data: Any, device: str | None = None, now: float | None = None
+    ) -> int:
+        """Deliver a topic event to its subscribers; returns the recipient count.
+
+        `device` is the event's `data.device` (None for events without one, which pass
+        every device filter).
+        """
+        message: bytes | None = None
+        legacy: bytes | None = None
+        sent = 0
+        for sub in self._subs.values():
+            if topic not in sub.topics and not (
+                topic == "system.health" and "system_health_update" in sub.topics
+            ):
+                continue
+            if not sub.sink.authenticated:
+                continue
+            if device is not None and sub.devices is not None and device not in sub.devices:
+                continue
+            if topic in sub.topics:
+                if message is None:
+                    params = _EventParams(topic, utc_timestamp(now), data)
+                    message = _encoder.encode(_Notification("2.0", "event", params))
+                sub.sink.notify(message)
+            if topic == "system.health" and "system_health_update" in sub.topics:
+                if legacy is None:
+                    legacy = _encoder.encode(_Notification("2.0", "system_health_update", data))
+                sub.sink.notify(legacy)
+            sent += 1
+        return sent

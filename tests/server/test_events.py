@@ -1,0 +1,186 @@
+"""Subscriptions and notification delivery over real WebSockets (API.md §8.8, §9)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+
+class TestSubscriptions:
+    """subscribe_events, unsubscribe_events, get_subscription_stats."""
+
+    async def test_subscribe_adds_and_sorts(self, client):
+        """Each call adds to the set; the result is the whole set, sorted."""
+        r = await client.call("subscribe_events", {"topics": ["snapshot.taken"]})
+        assert r == {"subscribed": True, "topics": ["snapshot.taken"], "filters": None}
+        r = await client.call(
+            "subscribe_events", {"topics": ["camera.connected", "camera_status_update"]}
+        )
+        assert r["topics"] == ["camera.connected", "camera_status_update", "snapshot.taken"]
+
+    async def test_filters_replace_and_clear(self, client):
+        """filters replaces the filter; omitted keeps it; {} or null clears it."""
+        r = await client.call(
+            "subscribe_events", {"topics": ["snapshot.taken"], "filters": {"device": "camera0"}}
+        )
+        assert r["filters"] == {"device": ["camera0"]}
+        r = await client.call("subscribe_events", {"topics": ["camera.connected"]})
+        assert r["filters"] == {"device": ["camera0"]}
+        r = await client.call(
+            "subscribe_events",
+            {"topics": ["camera.connected"], "filters": {"device": ["camera2", "ext_a"]}},
+        )
+        assert r["filters"] == {"device": ["camera2", "ext_a"]}
+        r = await client.call("subscribe_events", {"topics": ["camera.connected"], "filters": {}})
+        assert r["filters"] is None
+        await client.call(
+            "subscribe_events", {"topics": ["camera.connected"], "filters": {"device": "camera1"}}
+        )
+        r = await client.call("subscribe_events", {"topics": ["camera.connected"], "filters": None})
+        assert r["filters"] is None
+
+    @pytest.mark.parametrize(
+        ("params", "reason", "param"),
+        [
+            ({"topics": ["camera.exploded"]}, "unknown_topic", "topics"),
+            ({"topics": []}, "out_of_range", "topics"),
+            ({"topics": ["snapshot.taken"] * 33}, "out_of_range", "topics"),
+            ({"topics": "snapshot.taken"}, "invalid_type", "topics"),
+            ({}, "missing_param", "topics"),
+            (
+                {"topics": ["snapshot.taken"], "filters": {"camera": "camera0"}},
+                "invalid_value",
+                "filters",
+            ),
+            (
+                {"topics": ["snapshot.taken"], "filters": {"device": "/dev/video0"}},
+                "invalid_device",
+                "filters.device",
+            ),
+            (
+                {"topics": ["snapshot.taken"], "filters": {"device": ["camera0", "foo"]}},
+                "invalid_device",
+                "filters.device",
+            ),
+        ],
+    )
+    async def test_bad_params(self, client, params, reason, param):
+        """Bad topics and filters are -32602 with the precise reason."""
+        error = await client.error("subscribe_events", params)
+        assert error["code"] == -32602
+        assert error["data"]["reason"] == reason
+        assert error["data"]["param"] == param
+
+    async def test_unsubscribe(self, client):
+        """Named topics leave the set (names not in it are ignored); null removes all."""
+        await client.call("subscribe_events", {"topics": ["snapshot.taken", "camera.connected"]})
+        r = await client.call(
+            "unsubscribe_events", {"topics": ["snapshot.taken", "recording.stop"]}
+        )
+        assert r == {
+            "unsubscribed": True,
+            "topics": ["snapshot.taken", "recording.stop"],
+            "remaining": ["camera.connected"],
+        }
+        r = await client.call("unsubscribe_events", {})
+        assert r == {"unsubscribed": True, "topics": None, "remaining": []}
+        error = await client.error("unsubscribe_events", {"topics": ["nope"]})
+        assert error["data"]["reason"] == "unknown_topic"
+
+    async def test_stats(self, service, connect):
+        """Global counts across connections, and this connection's own view."""
+        a = await connect(service, "viewer")
+        b = await connect(service, "viewer")
+        await a.call(
+            "subscribe_events",
+            {"topics": ["snapshot.taken", "system.health"], "filters": {"device": "camera1"}},
+        )
+        await b.call("subscribe_events", {"topics": ["snapshot.taken"]})
+        stats = await a.call("get_subscription_stats")
+        assert stats["global_stats"] == {
+            "total_subscriptions": 3,
+            "active_clients": 2,
+            "topic_counts": {"snapshot.taken": 2, "system.health": 1},
+        }
+        assert stats["client_topics"] == ["snapshot.taken", "system.health"]
+        assert stats["filters"] == {"device": ["camera1"]}
+        assert stats["events_dropped"] == 0
+        assert (
+            stats["client_id"]
+            == (await a.call("authenticate", {"auth_token": service.token("viewer")}))["session_id"]
+        )
+
+
+class TestDelivery:
+    """What the bus sends to whom."""
+
+    async def test_topic_event_envelope_and_filters(self, service, connect):
+        """Subscribers get method `event` with {topic, timestamp, data}; device filters apply."""
+        all_cams = await connect(service, "viewer")
+        cam1 = await connect(service, "viewer")
+        await all_cams.call("subscribe_events", {"topics": ["snapshot.taken", "system.health"]})
+        await cam1.call(
+            "subscribe_events",
+            {"topics": ["snapshot.taken", "system.health"], "filters": {"device": "camera1"}},
+        )
+        bus = service.app.bus
+        bus.publish("snapshot.taken", {"device": "camera0", "filename": "a.jpg"}, device="camera0")
+        bus.publish("snapshot.taken", {"device": "camera1", "filename": "b.jpg"}, device="camera1")
+        bus.publish("system.health", {"status": "healthy", "components": {}})
+        got_all = [await all_cams.recv() for _ in range(3)]
+        got_cam1 = [await cam1.recv() for _ in range(2)]
+        assert [m["params"]["data"].get("filename") for m in got_all] == ["a.jpg", "b.jpg", None]
+        assert [m["params"]["topic"] for m in got_cam1] == ["snapshot.taken", "system.health"]
+        assert got_cam1[0]["params"]["data"]["filename"] == "b.jpg"
+        first = got_all[0]
+        assert first["jsonrpc"] == "2.0" and first["method"] == "event" and "id" not in first
+        assert first["params"]["timestamp"].endswith("Z")
+
+    async def test_unauthenticated_get_nothing(self, service, connect):
+        """Only authenticated connections receive notifications."""
+        anon = await connect(service)
+        authed = await connect(service, "viewer")
+        service.app.bus.notify_all(
+            "camera_status_update", {"device": "camera0", "status": "CONNECTED"}
+        )
+        assert (await authed.recv())["method"] == "camera_status_update"
+        assert await anon.call("ping") == "pong"  # the first thing anon receives is its reply
+
+    async def test_legacy_system_health_update(self, service, connect):
+        """Subscribing to system_health_update also delivers the method system_health_update."""
+        client = await connect(service, "viewer")
+        await client.call("subscribe_events", {"topics": ["system_health_update"]})
+        service.app.bus.publish(
+            "system.health", {"status": "degraded", "components": {"storage": "degraded"}}
+        )
+        msg = await client.recv()
+        assert msg["method"] == "system_health_update"
+        assert msg["params"] == {"status": "degraded", "components": {"storage": "degraded"}}
+
+    async def test_slow_client_loses_oldest_only(self, start_service, connect):
+        """A full queue drops the oldest notifications, counts them, and never drops a response."""
+        svc = await start_service(server={"send_queue_size": 4})
+        slow = await connect(svc, "viewer")
+        await slow.call("subscribe_events", {"topics": ["snapshot.taken"]})
+        for i in range(100):  # no checkpoint in between: the writer cannot drain meanwhile
+            svc.app.bus.publish("snapshot.taken", {"device": "camera0", "seq": i}, device="camera0")
+        got = [(await slow.recv())["params"]["data"]["seq"] for _ in range(4)]
+        assert got == [96, 97, 98, 99]
+        stats = await slow.call("get_subscription_stats")
+        assert stats["events_dropped"] == 96
+
+    async def test_shutdown_event_then_1001(self, service, connect):
+        """system.shutdown reaches subscribers before the connection closes with 1001."""
+        client = await connect(service, "viewer")
+        await client.call("subscribe_events", {"topics": ["system.shutdown"]})
+        service.app.request_shutdown()
+        msg = await client.recv()
+        assert msg["params"]["topic"] == "system.shutdown"
+        assert msg["params"]["data"] == {"reason": "requested"}
+        with trio.fail_after(5):
+            import trio_websocket
+
+            with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                while True:
+                    await client.ws.get_message()
+        assert info.value.reason.code == 1001
