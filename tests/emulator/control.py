@@ -4,8 +4,10 @@ A node is a regular file ``videoN`` in the directory named by ``CAMSVC_EMU_DIR``
 first bytes are a control page that every process opening the node maps (see
 ``src/emu.h``, ``struct emu_ctl``). This module writes that page: plug/unplug create
 and delete the file, faults and manual-clock ticks are small ``pwrite``s that the
-library sees at once and that wake its producer thread through inotify. It owns no
-process state and never talks to a device itself.
+library sees at once and that wake its producer thread through inotify. The writes go
+through a hard link, ``.videoN.ctl``: in a preloaded process opening ``videoN`` itself
+gives the emulated device, not the file. It owns no process state and never talks to a
+device itself.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class EmulatedCamera:
         if len(card.encode()) > _CARD_MAX:
             raise ValueError(f"card name longer than {_CARD_MAX} bytes")
         self.path: Path = Path(directory) / f"video{index}"
+        self._control = self.path.with_name(f".{self.path.name}.ctl")
         self.index = index
         self.card = card
         self.kind = kind
@@ -112,11 +115,14 @@ class EmulatedCamera:
         # Written aside and renamed, so an opener never sees a half-written node.
         tmp = self.path.with_name(f".{self.path.name}.plug")
         tmp.write_bytes(bytes(page))
+        self._control.unlink(missing_ok=True)
+        os.link(tmp, self._control)
         os.replace(tmp, self.path)
 
     def unplug(self) -> None:
         """Delete the node: open handles get ENODEV and their fd turns readable."""
         self.path.unlink(missing_ok=True)
+        self._control.unlink(missing_ok=True)
 
     def inject(self, fault: str | None) -> None:
         """Set the current fault (None clears it); see FAULTS for the names."""
@@ -134,7 +140,7 @@ class EmulatedCamera:
         self._write_u32(_OFF_TICKS, ticks)
 
     def _read_u32(self, offset: int) -> int:
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(self._control, os.O_RDONLY | os.O_CLOEXEC)
         try:
             (value,) = struct.unpack("<I", os.pread(fd, 4, offset))
         finally:
@@ -143,8 +149,8 @@ class EmulatedCamera:
 
     def _write_u32(self, offset: int, value: int) -> None:
         # pwrite, not mmap: the write is what raises the inotify event the emulator's
-        # producer thread waits for. O_RDWR|O_APPEND-free open keeps the page intact.
-        fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+        # producer thread waits for.
+        fd = os.open(self._control, os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.pwrite(fd, struct.pack("<I", value), offset)
         finally:

@@ -3,9 +3,11 @@
  *
  * A node is a regular file named videoN inside $CAMSVC_EMU_DIR. Opening it hands out
  * a real eventfd (so poll/select/epoll work unchanged) and keeps the node file open:
- * its first page is the control page shared with tests/emulator/control.py (faults,
+ * its first bytes are the control page shared with tests/emulator/control.py (faults,
  * manual clock ticks, current format and control values, shared by every process
- * that opens the node, as a real device's state is). Deleting the file is an unplug.
+ * that opens the node, as a real device's state is). control.py writes the page
+ * through a hard link, .videoN.ctl, because opening videoN itself gives the device.
+ * Deleting videoN is an unplug.
  * Test-only code: a producer thread and one global lock are fine here.
  */
 #ifndef EMU_H
@@ -88,6 +90,8 @@ struct emu_dev {
 	struct emu_ctl local;     /* used when the node file has no control page */
 	int index;                /* N of videoN */
 	char path[4096];
+	ino_t ino;                /* the node file's identity at open */
+	dev_t devno;
 	bool privileged;          /* owns the device (UVC "privileges") */
 	bool gone;
 	bool signaled;            /* the eventfd counter is non-zero */

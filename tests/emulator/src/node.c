@@ -75,7 +75,11 @@ static void ctl_defaults(struct emu_ctl *ctl)
 static struct emu_ctl *ctl_map(struct emu_dev *dev)
 {
 	struct stat st;
-	if (fstat(dev->ctlfd, &st) == 0 && st.st_size >= (off_t)sizeof(struct emu_ctl)) {
+	if (fstat(dev->ctlfd, &st) != 0)
+		memset(&st, 0, sizeof st);
+	dev->ino = st.st_ino;
+	dev->devno = st.st_dev;
+	if (st.st_size >= (off_t)sizeof(struct emu_ctl)) {
 		void *p = emu_real.mmap(NULL, sizeof(struct emu_ctl), PROT_READ | PROT_WRITE,
 					MAP_SHARED, dev->ctlfd, 0);
 		if (p != MAP_FAILED) {

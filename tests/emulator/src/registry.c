@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -105,14 +106,16 @@ void emu_free(struct emu_dev *dev)
 }
 
 /*
- * Unplug check: the node file we hold open has no name left once the test deleted
- * it, and a re-plugged node is a new file, so an old fd stays gone as on real USB.
+ * Unplug check: the node is gone once its path no longer names the file we opened
+ * (deleted, or deleted and plugged in again as a new file), so an old fd stays gone
+ * as on real USB. A raw syscall: our own stat() wrappers would recurse into us.
  */
 bool emu_check_gone(struct emu_dev *dev)
 {
 	if (!dev->gone) {
-		struct stat st;
-		if (fstat(dev->ctlfd, &st) == 0 && st.st_nlink == 0)
+		struct stat now;
+		if (syscall(SYS_newfstatat, AT_FDCWD, dev->path, &now, 0) != 0 ||
+		    now.st_ino != dev->ino || now.st_dev != dev->devno)
 			dev->gone = true;
 	}
 	return dev->gone;
