@@ -64,35 +64,55 @@ class _EncoderPool:
 
 
 class JpegJob:
-    """A frame copied out of the ring, ready to encode; `run()` may be called in any thread."""
+    """One frame ready to encode; `run()` may be called in any thread when `copied`.
+
+    A job made with `copy=False` reads the frame in place in the mmap ring: it must run
+    before the camera's next read or close, in the same thread.
+    """
 
     def __init__(
         self,
         pool: _EncoderPool,
-        raw: bytes,
+        raw: object,
+        size: int,
         frame: Frame,
         bytesperline: int,
         quality: int,
         scale: int,
         path: str,
+        *,
+        copied: bool,
+        done: JpegFrame | None = None,
     ) -> None:
         self._pool = pool
         self._raw = raw
+        self._size = size
         self._frame = frame
         self._bytesperline = bytesperline
         self._quality = quality
         self._scale = scale
         self._path = path
+        self.copied = copied
+        self.done = done
+
+    @property
+    def key(self) -> tuple[int, float, int, int]:
+        """What the JPEG depends on: frame (sequence, timestamp), quality and scale."""
+        return (self._frame.sequence, self._frame.timestamp, self._quality, self._scale)
 
     @property
     def heavy(self) -> bool:
         """True when the encode is worth a worker thread."""
-        return len(self._raw) >= THREAD_MIN_BYTES and (
+        if self.done is not None:
+            return False
+        return self._size >= THREAD_MIN_BYTES and (
             self._scale > 1 or fourcc_code(self._frame.fourcc) not in _MJPEG
         )
 
     def run(self) -> JpegFrame:
         """Encode (or, for MJPEG at full size, check and fix up) the frame; GIL released."""
+        if self.done is not None:
+            return self.done
         enc = self._pool.take()
         out = ffi.new("const uint8_t **")
         out_size = ffi.new("size_t *")
@@ -100,7 +120,7 @@ class JpegJob:
         out_h = ffi.new("uint32_t *")
         f = self._frame
         rc = lib.cap_jpeg_encode(
-            enc, self._raw, len(self._raw), fourcc_code(f.fourcc), f.width, f.height,
+            enc, self._raw, self._size, fourcc_code(f.fourcc), f.width, f.height,
             self._bytesperline, self._quality, self._scale, out, out_size, out_w, out_h,
         )  # fmt: skip
         try:
@@ -109,7 +129,8 @@ class JpegJob:
             data = ffi.buffer(out[0], out_size[0])[:]
         finally:
             self._pool.give(enc)
-        return JpegFrame(data, out_w[0], out_h[0], f.sequence, f.timestamp)
+        self.done = JpegFrame(data, out_w[0], out_h[0], f.sequence, f.timestamp)
+        return self.done
 
 
 class Camera:
@@ -129,6 +150,7 @@ class Camera:
         self._format: Format | None = None
         self._latest: Frame | None = None
         self._pool = _EncoderPool()
+        self._made: JpegJob | None = None
         self._cframe = ffi.new("struct cap_frame *")
 
     # lifecycle
@@ -151,6 +173,7 @@ class Camera:
         req.buffers = buffers
         fmt = ffi.new("struct cap_format *")
         self._latest = None
+        self._made = None
         rc = lib.cap_camera_open(self._cam, fsencode(self.path), req, fmt)
         if rc < 0:
             self._format = None
@@ -175,6 +198,7 @@ class Camera:
         lib.cap_camera_close(self._cam)
         self._format = None
         self._latest = None
+        self._made = None
 
     def __enter__(self) -> Camera:
         return self
@@ -247,23 +271,39 @@ class Camera:
         return rc > 0
 
     def jpeg_job(
-        self, quality: int = DEFAULT_QUALITY, max_size: tuple[int, int] | None = None
+        self,
+        quality: int = DEFAULT_QUALITY,
+        max_size: tuple[int, int] | None = None,
+        *,
+        copy: bool = True,
     ) -> JpegJob | None:
-        """Copy the newest frame out of the ring into a JpegJob, or None if there is none yet."""
+        """A JpegJob for the newest frame (copied out of the ring unless copy=False).
+
+        None when no frame has arrived yet. The same frame asked for again with the same
+        quality and size gives the JPEG made the first time.
+        """
         self.read_latest()
-        if self._latest is None:
-            return None
-        rc = lib.cap_camera_latest(self._cam, self._cframe)
-        if rc <= 0:
+        if self._latest is None or lib.cap_camera_latest(self._cam, self._cframe) <= 0:
             return None
         c = self._cframe
-        raw = ffi.buffer(c.data, c.size)[:]
         fmt = self.format
         if fourcc_code(fmt.fourcc) in _MJPEG:
             scale = scale_for(fmt.width, fmt.height, max_size)
         else:
             scale = scale_for(c.width, c.height, max_size)
-        return JpegJob(self._pool, raw, self._latest, c.bytesperline, quality, scale, self.path)
+        raw = ffi.buffer(c.data, c.size)[:] if copy else c.data
+        job = JpegJob(
+            self._pool, raw, c.size, self._latest, c.bytesperline, quality, scale, self.path,
+            copied=copy,
+        )  # fmt: skip
+        if self._made is not None and self._made.key == job.key:
+            job.done = self._made.done
+        return job
+
+    def remember(self, job: JpegJob) -> None:
+        """Keep a finished job's JPEG for repeated requests of the same frame."""
+        if job.done is not None:
+            self._made = job
 
     def jpeg(
         self,
@@ -277,12 +317,14 @@ class Camera:
         max_size asks for a smaller picture; quality applies to encoded pictures only.
         """
         deadline = time.monotonic() + timeout_s
-        while (job := self.jpeg_job(quality, max_size)) is None:
+        while (job := self.jpeg_job(quality, max_size, copy=False)) is None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise FrameTimeout(errno.ETIMEDOUT, f"no frame within {timeout_s} s", self.path)
             self.wait_readable(left)
-        return job.run()
+        result = job.run()
+        self.remember(job)
+        return result
 
     # errors
 

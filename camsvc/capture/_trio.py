@@ -45,6 +45,9 @@ async def snapshot(
         await trio.lowlevel.wait_readable(camera.fileno())
         job = camera.jpeg_job(quality, max_size)
     if job.heavy:
-        return await trio.to_thread.run_sync(job.run)
-    await trio.lowlevel.checkpoint()
-    return job.run()
+        result = await trio.to_thread.run_sync(job.run)
+    else:
+        await trio.lowlevel.checkpoint()
+        result = job.run()
+    camera.remember(job)
+    return result

@@ -117,3 +117,17 @@ async def test_wait_frame_is_cancellable(node):
         node.tick(1)
         with trio.fail_after(WAIT_S):
             assert (await wait_frame(cam)).sequence == 0
+
+
+def test_same_frame_is_encoded_once(node):
+    """A second snapshot of the same frame at the same settings reuses the first JPEG."""
+    with Camera(node.path) as cam:
+        cam.open(640, 480, fourcc="YUYV")
+        node.tick(1)
+        wait_for_sequence(cam, 0)
+        first = cam.jpeg(quality=70)
+        assert cam.jpeg(quality=70) is first
+        assert cam.jpeg(quality=71) is not first
+        node.tick(1)
+        wait_for_sequence(cam, 1)
+        assert cam.jpeg(quality=70).sequence == 1
