@@ -76,9 +76,9 @@ static void *run(void *unused)
 			work[nwork++] = (struct work){d->id, 1};
 		}
 		for (struct emu_dev *d = emu_first(); d; d = d->next) {
-			bool was_gone = d->gone;
-			if (emu_check_gone(d) && !was_gone)
-				emu_sync_signal(d);
+			/* Unplugged, or a fault (EIO) changed what poll should say. */
+			emu_check_gone(d);
+			emu_sync_signal(d);
 			uint32_t ticks = d->ctl->ticks;
 			if (d->streaming && d->ctl->manual_clock && ticks != d->ticks_seen &&
 			    nwork < MAX_WORK)
