@@ -16,11 +16,13 @@ import structlog
 import trio
 
 from camsvc import __version__
+from camsvc.api.cameras import CamerasApi
 from camsvc.api.events import EventsApi
 from camsvc.api.session import SessionApi
 from camsvc.api.system import SystemApi
 from camsvc.auth.keys import KeyStore
 from camsvc.auth.session import Authenticator
+from camsvc.cameras.registry import CameraEntry, CameraRegistry
 from camsvc.config import Config
 from camsvc.events import EventBus
 from camsvc.media.storage import StorageWatch
@@ -30,6 +32,7 @@ from camsvc.rpc.registry import Registry
 from camsvc.server.http import Router, serve_http_connection
 from camsvc.server.routes import add_health_routes
 from camsvc.server.websocket import ConnectionTable
+from camsvc.streaming.urls import Streams
 
 __all__ = ["App", "BoundPorts"]
 
@@ -40,6 +43,17 @@ class ShutdownEvent(msgspec.Struct, frozen=True):
     """Data of the `system.shutdown` topic."""
 
     reason: Literal["signal", "requested"]
+
+
+class CameraStatusUpdate(msgspec.Struct, frozen=True):
+    """Params of the `camera_status_update` notification."""
+
+    device: str
+    status: str
+    name: str
+    resolution: str
+    fps: int
+    streams: Streams
 
 
 class BoundPorts(msgspec.Struct, frozen=True):
@@ -66,10 +80,18 @@ class App:
             config.storage.block_percent,
         )
         self.bus = EventBus()
+        self.cameras = CameraRegistry(
+            config.camera,
+            self.bus,
+            warm_keepalive_s=config.snapshots.warm_keepalive_s,
+            status_update=self._camera_status_update,
+        )
         self.registry = Registry()
         SessionApi(self.authenticator, sec, self.registry).register(self.registry)
         SystemApi(config, self.health, self.registry).register(self.registry)
         EventsApi(self.bus).register(self.registry)
+        self.cameras_api = CamerasApi(self.cameras, config.mediamtx, self.health)
+        self.cameras_api.register(self.registry)
         self.dispatcher = Dispatcher(
             self.registry,
             self.authenticator,
@@ -87,6 +109,7 @@ class App:
         )
         self._listening = False
         self.health.register("websocket_server", self._websocket_health)
+        self.health.register("camera_monitor", self.cameras.health)
         self.health.register("storage", self.storage.health)
         self._shutdown = trio.Event()
         self._shutdown_reason: Literal["signal", "requested"] = "requested"
@@ -104,6 +127,15 @@ class App:
                 "websocket_server", "degraded", "near the connection cap", details=details
             )
         return ComponentHealth("websocket_server", "healthy", "listening", details=details)
+
+    def _camera_status_update(self, entry: CameraEntry) -> None:
+        view = self.cameras_api.view(entry)
+        self.bus.notify_all(
+            "camera_status_update",
+            CameraStatusUpdate(
+                view.device, view.status, view.name, view.resolution, view.fps, view.streams
+            ),
+        )
 
     def request_shutdown(self, reason: Literal["signal", "requested"] = "requested") -> None:
         """Begin a graceful shutdown (SIGINT/SIGTERM call this with reason `signal`)."""
@@ -126,6 +158,8 @@ class App:
         async with trio.open_nursery() as root:
             if handle_signals:
                 root.start_soon(self._watch_signals)
+            # Listeners come up at once; get_camera_list answers what is known meanwhile.
+            root.start_soon(self.cameras.run)
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as listeners:
                     main = await listeners.start(

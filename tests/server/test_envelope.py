@@ -157,7 +157,8 @@ class TestNotifications:
         await client.send({"jsonrpc": "2.0", "method": "no_such_method"})
         await client.send({"jsonrpc": "2.0", "method": "ping", "params": [1]})
         reply = await client.request("ping")
-        assert reply["result"] == "pong"  # the first message back answers the request
+        assert reply["result"] == "pong"
+        assert not client.pending  # nothing was sent back for the notifications
 
     async def test_notification_runs(self, service, connect):
         """An authenticate notification establishes the session without a reply."""

@@ -144,7 +144,8 @@ class TestDelivery:
             "camera_status_update", {"device": "camera0", "status": "CONNECTED"}
         )
         assert (await authed.recv())["method"] == "camera_status_update"
-        assert await anon.call("ping") == "pong"  # the first thing anon receives is its reply
+        assert await anon.call("ping") == "pong"
+        assert not anon.pending  # nothing arrived before the reply
 
     async def test_legacy_system_health_update(self, service, connect):
         """Subscribing to system_health_update also delivers the method system_health_update."""

@@ -1,0 +1,1 @@
+"""Live streams through MediaMTX: stream URLs now; paths and publishers in later issues."""
