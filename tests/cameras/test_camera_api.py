@@ -189,7 +189,7 @@ class TestSupervision:
     """The capture pump under faults."""
 
     async def test_unplug_during_capture(self, cams, start_cameras_service, connect):
-        """Unplugging mid-capture ends the pump, wakes waiters with DeviceGone, marks DISCONNECTED."""
+        """Unplug mid-capture: the pump ends, waiters get DeviceGone, the camera is DISCONNECTED."""
         cam = cams(0)
         svc = await start_cameras_service()
         client = await connect(svc, "viewer")
