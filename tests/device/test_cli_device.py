@@ -55,7 +55,7 @@ def decode_jpeg(path: Path) -> Image.Image:
 def test_devices_lists_every_node(lane, tmp_path):
     nodes = lane.nodes()
     assert nodes, f"the {lane.name} lane has no device nodes"
-    out = ok(camsvc("devices", cwd=tmp_path)).stdout
+    out = ok(camsvc("devices", "--dir", lane.device_dir, cwd=tmp_path)).stdout
     for node in nodes:
         assert str(node) in out, f"{node} missing from `camsvc devices`:\n{out}"
 
