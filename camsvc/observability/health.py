@@ -67,6 +67,64 @@ def overall_status(components: list[ComponentHealth]) -> Status:
 
 
 Check = Callable[[], ComponentHealth]
+_STATUSES = ("healthy", "degraded", "unhealthy")
+
+
+class HealthBody(msgspec.Struct, frozen=True):
+    """`/health`."""
+
+    status: Status
+    timestamp: str
+    version: str
+    uptime_seconds: float
+
+
+class ReadyBody(msgspec.Struct, frozen=True, omit_defaults=True):
+    """`/health/ready`; `status` only when not ready."""
+
+    ready: bool
+    timestamp: str
+    message: str
+    status: str | None = None
+
+
+class LiveBody(msgspec.Struct, frozen=True):
+    """`/health/live`."""
+
+    alive: bool
+    timestamp: str
+    message: str
+
+
+class ComponentBody(msgspec.Struct, frozen=True):
+    """One component in `/health/detailed`."""
+
+    name: str
+    status: Status
+    message: str
+    last_checked: str
+    details: dict[str, Any]
+
+
+class DetailedMetrics(msgspec.Struct, frozen=True):
+    """The `metrics` block of `/health/detailed`."""
+
+    uptime_seconds: float
+    component_count: int
+    components_healthy: int
+    components_degraded: int
+    components_unhealthy: int
+
+
+class DetailedBody(msgspec.Struct, frozen=True):
+    """`/health/detailed`."""
+
+    status: Status
+    timestamp: str
+    version: str
+    uptime_seconds: float
+    components: list[ComponentBody]
+    metrics: DetailedMetrics
 
 
 class HealthMonitor:
@@ -108,64 +166,48 @@ class HealthMonitor:
 
     # -- HTTP bodies (API.md §10.1) -----------------------------------------------------
 
-    def health_body(self) -> tuple[int, dict[str, Any]]:
+    def health_body(self) -> tuple[int, HealthBody]:
         """`/health`."""
         report = self.report()
         code = 503 if report.status == "unhealthy" else 200
-        return code, {
-            "status": report.status,
-            "timestamp": utc_timestamp(self._clock()),
-            "version": __version__,
-            "uptime_seconds": round(report.uptime_s, 3),
-        }
+        return code, HealthBody(
+            report.status, utc_timestamp(self._clock()), __version__, round(report.uptime_s, 3)
+        )
 
-    def ready_body(self) -> tuple[int, dict[str, Any]]:
+    def ready_body(self) -> tuple[int, ReadyBody]:
         """`/health/ready`."""
         ready, phase, why = self.readiness()
         now = utc_timestamp(self._clock())
         if ready:
-            return 200, {"ready": True, "timestamp": now, "message": "System is ready"}
-        return 503, {
-            "ready": False,
-            "timestamp": now,
-            "message": f"System not ready: {why}",
-            "status": phase,
-        }
+            return 200, ReadyBody(True, now, "System is ready")
+        return 503, ReadyBody(False, now, f"System not ready: {why}", phase)
 
-    def live_body(self) -> tuple[int, dict[str, Any]]:
+    def live_body(self) -> tuple[int, LiveBody]:
         """`/health/live`."""
         now = utc_timestamp(self._clock())
         if self.shutting_down:
-            return 503, {"alive": False, "timestamp": now, "message": "System is shutting down"}
-        return 200, {"alive": True, "timestamp": now, "message": "System is alive"}
+            return 503, LiveBody(False, now, "System is shutting down")
+        return 200, LiveBody(True, now, "System is alive")
 
-    def detailed_body(self) -> tuple[int, dict[str, Any]]:
+    def detailed_body(self) -> tuple[int, DetailedBody]:
         """`/health/detailed`."""
         report = self.report()
-        counts = {
-            s: sum(c.status == s for c in report.components)
-            for s in ("healthy", "degraded", "unhealthy")
-        }
-        return (503 if report.status == "unhealthy" else 200), {
-            "status": report.status,
-            "timestamp": utc_timestamp(self._clock()),
-            "version": __version__,
-            "uptime_seconds": round(report.uptime_s, 3),
-            "components": [
-                {
-                    "name": c.name,
-                    "status": c.status,
-                    "message": c.message,
-                    "last_checked": c.last_checked,
-                    "details": c.details,
-                }
+        counts = {s: sum(c.status == s for c in report.components) for s in _STATUSES}
+        uptime = round(report.uptime_s, 3)
+        return (503 if report.status == "unhealthy" else 200), DetailedBody(
+            status=report.status,
+            timestamp=utc_timestamp(self._clock()),
+            version=__version__,
+            uptime_seconds=uptime,
+            components=[
+                ComponentBody(c.name, c.status, c.message, c.last_checked, c.details)
                 for c in report.components
             ],
-            "metrics": {
-                "uptime_seconds": round(report.uptime_s, 3),
-                "component_count": len(report.components),
-                "components_healthy": counts["healthy"],
-                "components_degraded": counts["degraded"],
-                "components_unhealthy": counts["unhealthy"],
-            },
-        }
+            metrics=DetailedMetrics(
+                uptime_seconds=uptime,
+                component_count=len(report.components),
+                components_healthy=counts["healthy"],
+                components_degraded=counts["degraded"],
+                components_unhealthy=counts["unhealthy"],
+            ),
+        )

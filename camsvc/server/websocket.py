@@ -80,8 +80,8 @@ class ClientConnection:
     async def serve(self) -> None:
         """Run the connection until the client leaves, misbehaves, or the service stops."""
         async with trio.open_nursery() as background:
-            background.start_soon(self._keepalive, background.cancel_scope)
-            background.start_soon(self._write_notifications, background.cancel_scope)
+            background.start_soon(self._keepalive)
+            background.start_soon(self._write_notifications)
             async with trio.open_nursery() as handlers:
                 with self._read_scope:
                     await self._read_loop(handlers)
@@ -156,7 +156,7 @@ class ClientConnection:
             except ConnectionClosed:
                 pass
 
-    async def _write_notifications(self, scope: trio.CancelScope) -> None:
+    async def _write_notifications(self) -> None:
         try:
             while True:
                 data = await self.outbox.get()
@@ -164,7 +164,7 @@ class ClientConnection:
         except ConnectionClosed:
             self._read_scope.cancel()
 
-    async def _keepalive(self, scope: trio.CancelScope) -> None:
+    async def _keepalive(self) -> None:
         counter = itertools.count()
         try:
             while True:
