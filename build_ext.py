@@ -28,10 +28,8 @@ ffibuilder.set_source(
     "camsvc._capture",
     '#include "capture.h"\n',
     sources=[f"csrc/{name}" for name in SOURCES],
-    include_dirs=["csrc"],
+    depends=sorted(f"csrc/{path.name}" for path in CSRC.glob("*.h")),
+    include_dirs=[str(CSRC)],
     libraries=["turbojpeg"],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra"],
 )
-
-if __name__ == "__main__":
-    ffibuilder.compile(tmpdir=str(ROOT / "build"), verbose=True)
