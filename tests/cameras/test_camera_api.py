@@ -46,6 +46,27 @@ class TestDiscovery:
         result = await client.call("get_camera_list")
         assert [c["device"] for c in result["cameras"]] == ["camera0"]
 
+    async def test_node_that_cannot_be_opened_is_error(
+        self, emu_dir, cams, start_cameras_service, connect
+    ):
+        """A node present but not openable is listed as ERROR with the reason, and recovers."""
+        (emu_dir / "video6").mkdir()  # open() fails with EISDIR, as a broken node would
+        svc = await start_cameras_service()
+        client = await connect(svc, "viewer")
+        listed = await client.call("get_camera_list")
+        assert [(c["device"], c["status"]) for c in listed["cameras"]] == [("camera6", "ERROR")]
+        assert listed["connected"] == 0
+        status = await client.call("get_camera_status", {"device": "camera6"})
+        assert status["status"] == "ERROR" and "EISDIR" in status["error"]
+        await client.call("subscribe_events", {"topics": ["camera.status_change"]})
+        (emu_dir / "video6").rmdir()
+        cams(6)
+        await _until(lambda: svc.app.cameras.get("camera6").status == "CONNECTED")
+        change = await client.recv()
+        while change.get("method") != "event":
+            change = await client.recv()
+        assert change["params"]["data"]["old_status"] in ("ERROR", "DISCONNECTED")
+
     async def test_device_range(self, cams, start_cameras_service, connect):
         """Nodes outside camera.device_range are not cameras."""
         cams(0)
