@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "cap_err.h"
 #include "cap_sys.h"
@@ -355,6 +356,19 @@ static int frame_ok(const cap_camera *cam, const uint8_t *data, size_t used, uin
     return used >= need;
 }
 
+/* The buffer's CLOCK_MONOTONIC timestamp; now, when the driver stamps with another clock
+ * or not at all. */
+static int64_t frame_time(const struct v4l2_buffer *b)
+{
+    int64_t ns = (int64_t)b->timestamp.tv_sec * 1000000000LL;
+    ns += (int64_t)b->timestamp.tv_usec * 1000LL;
+    if ((b->flags & V4L2_BUF_FLAG_TIMESTAMP_MASK) == V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC && ns != 0)
+        return ns;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 int cap_camera_read(cap_camera *cam, struct cap_frame *frame)
 {
     if (cam->fd < 0 || !cam->streaming)
@@ -401,8 +415,7 @@ int cap_camera_read(cap_camera *cam, struct cap_frame *frame)
         cam->latest.data = data;
         cam->latest.size = used - offset;
         cam->latest.sequence = b.sequence;
-        cam->latest.timestamp_ns = (int64_t)b.timestamp.tv_sec * 1000000000LL +
-                                   (int64_t)b.timestamp.tv_usec * 1000LL;
+        cam->latest.timestamp_ns = frame_time(&b);
         cam->latest.width = cam->fmt.width;
         cam->latest.height = cam->fmt.height;
         cam->latest.fourcc = cam->fmt.fourcc;

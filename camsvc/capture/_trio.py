@@ -8,14 +8,24 @@ Callers own timeouts (`trio.fail_after`).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator
 
 import trio
 
 from camsvc.capture._camera import DEFAULT_QUALITY, Camera
+from camsvc.capture._errors import CameraClosed
 from camsvc.capture._types import Frame, JpegFrame
 
 __all__ = ["frames", "snapshot", "wait_frame"]
+
+
+async def _wait_readable(camera: Camera) -> None:
+    """Wait for the camera's fd; CameraClosed if another task closes the camera meanwhile."""
+    try:
+        await trio.lowlevel.wait_readable(camera.fileno())
+    except trio.ClosedResourceError as exc:
+        raise CameraClosed(errno.EBADF, "camera closed while waiting", camera.path) from exc
 
 
 async def wait_frame(camera: Camera) -> Frame:
@@ -25,7 +35,7 @@ async def wait_frame(camera: Camera) -> Frame:
         if frame is not None:
             await trio.lowlevel.checkpoint()
             return frame
-        await trio.lowlevel.wait_readable(camera.fileno())
+        await _wait_readable(camera)
 
 
 async def frames(camera: Camera) -> AsyncIterator[Frame]:
@@ -42,7 +52,7 @@ async def snapshot(
     """JPEG of the newest frame, waiting for the first one if needed; big encodes in a thread."""
     job = camera.jpeg_job(quality, max_size)
     while job is None:
-        await trio.lowlevel.wait_readable(camera.fileno())
+        await _wait_readable(camera)
         job = camera.jpeg_job(quality, max_size)
     if job.heavy:
         result = await trio.to_thread.run_sync(job.run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from camsvc.capture import Camera, CameraClosed, frames, snapshot, wait_frame
 from tests.capture.helpers import WAIT_S, decode, pixel_sequence, wait_for_sequence
@@ -131,3 +132,23 @@ def test_same_frame_is_encoded_once(node):
         node.tick(1)
         wait_for_sequence(cam, 1)
         assert cam.jpeg(quality=70).sequence == 1
+
+
+async def test_close_wakes_a_waiting_task(node):
+    """Closing the camera from another task ends a pending wait with CameraClosed."""
+    cam = Camera(node.path)
+    cam.open()
+    failures = []
+
+    async def waiter() -> None:
+        try:
+            await wait_frame(cam)
+        except CameraClosed as exc:
+            failures.append(exc)
+
+    with trio.fail_after(WAIT_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await trio.testing.wait_all_tasks_blocked()
+            cam.close()
+    assert len(failures) == 1
