@@ -125,13 +125,23 @@ class EmulatedCamera:
         self._control.unlink(missing_ok=True)
 
     def inject(self, fault: str | None) -> None:
-        """Set the current fault (None clears it); see FAULTS for the names."""
+        """Set the current fault (None clears it); see FAULTS for the names.
+
+        A fault applies to frames the emulator produces after it has seen it; ticks
+        are read at the same moment, so ``inject(f); tick()`` always makes frames
+        with ``f``, while a tick followed at once by ``inject(None)`` may not.
+        """
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; expected one of {sorted(map(str, FAULTS))}")
         self._write_u32(_OFF_FAULT, FAULTS[fault])
 
     def tick(self, frames: int = 1) -> None:
-        """Manual clock: make the camera deliver `frames` frames now."""
+        """Manual clock: make the camera deliver `frames` frames now.
+
+        Asynchronous: the emulator's thread in each process streaming from the node
+        produces them; wait for the fd to turn readable. A frame that finds no queued
+        buffer is lost, as on a camera, but still counts in the sequence.
+        """
         if not self.manual_clock:
             raise RuntimeError("tick() needs EmulatedCamera(..., manual_clock=True)")
         if frames < 0:
