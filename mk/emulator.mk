@@ -17,3 +17,26 @@ emulator: $(EMU_SO)
 $(EMU_SO): $(EMU_SRC) $(EMU_HDR) mk/emulator.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(EMU_CFLAGS) -shared -o $@.tmp.$$$$ $(EMU_SRC) $(EMU_LDLIBS) && mv -f $@.tmp.$$$$ $@
+
+# The same library under AddressSanitizer and UBSan, to run programs against:
+#   LD_PRELOAD="$(gcc -print-file-name=libasan.so) tests/emulator/build/libcamsvc_emu_asan.so"
+EMU_ASAN_SO := $(EMU_DIR)/build/libcamsvc_emu_asan.so
+
+.PHONY: emulator-asan
+
+emulator-asan: $(EMU_ASAN_SO)
+
+$(EMU_ASAN_SO): $(EMU_SRC) $(EMU_HDR) mk/emulator.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(EMU_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=undefined -shared -o $@.tmp.$$$$ $(EMU_SRC) $(EMU_LDLIBS) \
+		&& mv -f $@.tmp.$$$$ $@
+
+# The emulator's own tests and the device tests with the ASan/UBSan build preloaded.
+.PHONY: test-emulator-asan
+TEST_SUITES += test-emulator-asan
+
+test-emulator-asan: $(EMU_ASAN_SO)
+	CAMSVC_EMU_PRELOADED=1 ASAN_OPTIONS=detect_leaks=0 \
+		LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $(abspath $(EMU_ASAN_SO))" \
+		$(or $(VENV),.venv)/bin/python -m pytest -q tests/emulator tests/device

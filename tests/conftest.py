@@ -31,10 +31,9 @@ DEVICE_DIR_VAR = "CAMSVC_TEST_DEVICE_DIR"
 
 
 def emulator_preloaded() -> bool:
-    """Whether this process runs with the emulated device preloaded."""
-    return os.environ.get(EMULATOR_MARKER) == "1" and str(emulator_library()) in os.environ.get(
-        "LD_PRELOAD", ""
-    )
+    """Whether this process runs with the emulated device (or its ASan build) preloaded."""
+    preload = os.environ.get("LD_PRELOAD", "")
+    return os.environ.get(EMULATOR_MARKER) == "1" and "libcamsvc_emu" in preload
 
 
 def reexec_with_emulator(config: pytest.Config) -> None:
