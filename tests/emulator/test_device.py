@@ -363,3 +363,11 @@ class TestOwnership:
             v4l2.querycap(other)  # queries stay allowed
         with v4l2.open_node(camera.path) as fd:
             assert v4l2.request_buffers(fd, 2) == 2
+
+
+def test_fstat_on_an_open_node_agrees_with_stat(camera: EmulatedCamera) -> None:
+    """os.fstat of the device fd: the same character device 81:N."""
+    with v4l2.open_node(camera.path) as fd:
+        st = os.fstat(fd)
+    assert stat.S_ISCHR(st.st_mode)
+    assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (81, 0)

@@ -26,6 +26,7 @@ static int (*real_lstat)(const char *, struct stat *);
 static int (*real_fstatat)(int, const char *, struct stat *, int);
 static FILE *(*real_fopen)(const char *, const char *);
 static FILE *(*real_fopen64)(const char *, const char *);
+static int (*real_fstat)(int, struct stat *);
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 #include <dlfcn.h>
@@ -36,6 +37,7 @@ static void resolve(void)
 	*(void **)&real_fstatat = dlsym(RTLD_NEXT, "fstatat");
 	*(void **)&real_fopen = dlsym(RTLD_NEXT, "fopen");
 	*(void **)&real_fopen64 = dlsym(RTLD_NEXT, "fopen64");
+	*(void **)&real_fstat = dlsym(RTLD_NEXT, "fstat");
 }
 
 static void as_char_device(int dirfd, const char *path, struct stat *st)
@@ -77,7 +79,26 @@ EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 	return r;
 }
 
+/* fstat on an open node agrees with stat on its path (the fd itself is an eventfd). */
+EXPORT int fstat(int fd, struct stat *st)
+{
+	pthread_once(&once, resolve);
+	int r = real_fstat(fd, st);
+	if (r == 0 && emu_any_device()) {
+		pthread_mutex_lock(&emu_lock);
+		struct emu_dev *dev = emu_lookup(fd);
+		if (dev) {
+			st->st_mode = S_IFCHR | 0660;
+			st->st_rdev = makedev(V4L2_MAJOR, (unsigned)dev->index);
+			st->st_size = 0;
+		}
+		pthread_mutex_unlock(&emu_lock);
+	}
+	return r;
+}
+
 /* On x86_64 the *64 variants are the same functions with the same struct. */
+EXPORT int fstat64(int fd, struct stat64 *st) __attribute__((alias("fstat")));
 EXPORT int stat64(const char *path, struct stat64 *st) __attribute__((alias("stat")));
 EXPORT int lstat64(const char *path, struct stat64 *st) __attribute__((alias("lstat")));
 EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
