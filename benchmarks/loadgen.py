@@ -91,6 +91,7 @@ class RunResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     rss_before_mb: float | None = None  # idle: before opening the connections
     rss_after_mb: float | None = None  # idle: with the connections open and idle
     rss_added_mb: float | None = None
+    contended: bool = False  # set by the driver: other processes took a large share of the CPUs
 
 
 def latency_summary(samples_ns: list[int]) -> Latency | None:
