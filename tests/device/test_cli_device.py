@@ -19,7 +19,7 @@ pytestmark = pytest.mark.device
 CLI_TIMEOUT = 60
 
 
-def camsvc(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def camsvc(*args: str | Path | int, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the camsvc console script of this venv with args; never raises on failure."""
     script = Path(sys.executable).parent / "camsvc"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "camsvc"]
@@ -60,27 +60,23 @@ def test_devices_lists_every_node(lane, tmp_path):
         assert str(node) in out, f"{node} missing from `camsvc devices`:\n{out}"
 
 
-@pytest.mark.parametrize("size", [(640, 480), (320, 180)])
-def test_snapshot_writes_a_jpeg_of_the_requested_size(lane, tmp_path, size):
-    node = lane.nodes()[0]
+def test_snapshot_writes_a_jpeg_of_the_requested_size(lane, tmp_path):
+    # 320x180 is neither vivid's power-on size (640x360) nor camsvc's default (640x480).
+    node = lane.nodes()[-1]
     out = tmp_path / "out.jpg"
-    ok(camsvc("snapshot", node, out, "--size", f"{size[0]}x{size[1]}", cwd=tmp_path))
+    ok(camsvc("snapshot", node, out, "--size", "320x180", "--quality", "70", cwd=tmp_path))
     img = decode_jpeg(out)
-    assert img.size == size
+    assert img.size == (320, 180)
     # A real frame, not a blank buffer: the picture has more than one colour.
     extrema = img.convert("L").getextrema()
     assert extrema[0] != extrema[1], f"snapshot of {node} is one flat colour {extrema}"
 
 
-def test_snapshot_without_size_decodes(lane, tmp_path):
-    node = lane.nodes()[-1]
-    out = tmp_path / "default.jpg"
-    ok(camsvc("snapshot", node, out, "--quality", "70", cwd=tmp_path))
-    width, height = decode_jpeg(out).size
-    assert width > 0 and height > 0
-
-
 def test_snapshot_of_a_missing_device_fails_cleanly(lane, tmp_path):
+    if lane.name == "vivid":
+        pytest.skip(
+            "touches no device: the emulator lane covers it (each CLI run costs ~10 s here)"
+        )
     missing = lane.device_dir / "video99"
     assert not missing.exists()
     out = tmp_path / "none.jpg"

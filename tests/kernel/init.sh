@@ -31,6 +31,9 @@ while read -r mod args; do
     insmod "/lib/modules/$mod.ko" $args || fail "insmod $mod $args failed"
 done < /modules.list
 
+# Loopback only (no NIC): tests talk to servers they start on 127.0.0.1.
+ip link set lo up || ifconfig lo 127.0.0.1 up || fail "cannot bring up lo"
+
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 handoff /handoff \
     || fail "cannot mount the handoff share"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose hostroot /mnt \

@@ -326,13 +326,22 @@ def guest_script(
     return f"cd {shlex.quote(str(repo))} || exit 98\nexec env -i {assigns} {run} </dev/null 2>&1\n"
 
 
-def boot(kernel: Path, initrd: Path, script: str, timeout: float, memory: str, smp: int) -> int:
+def boot(
+    kernel: Path,
+    initrd: Path,
+    script: str,
+    timeout: float,
+    memory: str,
+    smp: int,
+    qemu_args: list[str],
+) -> int:
     """Boot the guest, stream its console, and return pytest's exit status."""
     with tempfile.TemporaryDirectory(prefix="camsvc-handoff-") as handoff:
         (Path(handoff) / "run.sh").write_text(script)
         cmd = [
             "qemu-system-x86_64",
             "-accel", "tcg",
+            "-cpu", "max",  # about 2.5x faster Python than the default qemu64 under TCG
             "-m", memory,
             "-smp", str(smp),
             "-nographic",
@@ -345,6 +354,7 @@ def boot(kernel: Path, initrd: Path, script: str, timeout: float, memory: str, s
             "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
             "-virtfs",
             f"local,path={handoff},mount_tag=handoff,security_model=none,multidevs=remap",
+            *qemu_args,
         ]  # fmt: skip
         log(f"booting the guest (timeout {timeout:.0f} s)")
         started = time.monotonic()
@@ -423,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory", default="1024")
     p.add_argument("--smp", type=int, default=2)
     p.add_argument("--prepare-only", action="store_true", help="fetch and build, do not boot")
+    p.add_argument(
+        "--qemu-arg", action="append", default=[], help="extra QEMU argument (repeatable)"
+    )
     p.add_argument("--exec", dest="command", help="run this shell command instead of pytest")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = p.parse_args(argv)
@@ -441,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             "kernel-lane: qemu-system-x86_64 not found: apt-get install qemu-system-x86"
         )
     script = guest_script(REPO, args.pytest_args, sys.stdout.isatty(), args.command)
-    return boot(kernel, initrd, script, args.timeout, args.memory, args.smp)
+    return boot(kernel, initrd, script, args.timeout, args.memory, args.smp, args.qemu_arg)
 
 
 if __name__ == "__main__":
