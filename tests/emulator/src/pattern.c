@@ -114,11 +114,23 @@ static size_t render_yuyv(uint32_t w, uint32_t h, uint32_t seq, uint8_t *dst)
 static size_t render_nv12(uint32_t w, uint32_t h, uint32_t seq, uint8_t *dst)
 {
 	uint8_t *uv = dst + (size_t)w * h;
+	uint32_t key = UINT32_MAX;
 	for (uint32_t y = 0; y < h; y++) {
-		pattern_row(w, h, y, seq, S.y, S.u, S.v);
-		memcpy(dst + (size_t)y * w, S.y, w);
+		uint8_t *row = dst + (size_t)y * w;
+		if (line_key(h, y) == key) {
+			memcpy(row, row - w, w);
+		} else {
+			key = line_key(h, y);
+			pattern_row(w, h, y, seq, S.y, S.u, S.v);
+			memcpy(row, S.y, w);
+		}
 		if (y % 2 == 0) {
+			/* Chroma of line y; the band is grey, so line y's chroma fits both. */
 			uint8_t *line = uv + (size_t)(y / 2) * w;
+			if (y > 0 && line_key(h, y) == line_key(h, y - 2)) {
+				memcpy(line, line - w, w);
+				continue;
+			}
 			for (uint32_t x = 0; x < w / 2; x++) {
 				line[2 * x] = S.u[x];
 				line[2 * x + 1] = S.v[x];
