@@ -59,3 +59,26 @@ def test_not_a_v4l2_node(tmp_path):
     with pytest.raises(NotACamera) as err:
         probe(fake)
     assert err.value.path == str(fake)
+
+
+def test_stepwise_and_continuous_rows_are_grouped():
+    """The C module's flat rows become formats with stepwise sizes and continuous rates."""
+    from camsvc.capture._enum import _formats
+    from camsvc.capture._native import ffi
+
+    rows = ffi.new("struct cap_mode[]", 3)
+    for i, (fourcc, ival) in enumerate([(0x3231564E, 1), (0x3231564E, 1), (0x56595559, 2)]):
+        r = rows[i]
+        r.fourcc, r.size_type = fourcc, 3
+        r.width, r.height, r.max_width, r.max_height = 160, 120, 1920, 1080
+        r.step_width, r.step_height = 16, 8
+        r.ival_type, r.num, r.den = ival, 1, 30 if i == 0 else 15
+        r.max_num, r.max_den = (0, 0) if ival == 1 else (1, 1)
+    formats = {f.fourcc: f for f in _formats([rows[i] for i in range(3)])}
+    nv12 = formats["NV12"]
+    (size,) = nv12.sizes
+    assert (size.kind, size.max_width, size.step_height) == ("stepwise", 1920, 8)
+    assert [iv.fps for iv in size.intervals] == [30.0, 15.0]
+    (yuyv_size,) = formats["YUYV"].sizes
+    (rate,) = yuyv_size.intervals
+    assert (rate.kind, rate.fps, rate.max_denominator) == ("continuous", 15.0, 1)

@@ -50,13 +50,18 @@ static int has_dht(const uint8_t *j, size_t n)
 static void test_enum(void)
 {
     struct cap_devinfo info;
-    struct cap_mode modes[4];
+    struct cap_mode modes[9];
     char err[CAP_ERR_LEN];
     int n = cap_enum_device(FAKE_CAMERA, &info, modes, 4, err, sizeof err);
-    CHECK(n == 8); /* 2 formats x 2 sizes x 2 intervals, only 4 stored */
+    CHECK(n == 9); /* 2 formats x 2 sizes x 2 intervals + 1 stepwise row; 4 stored */
     CHECK(info.is_capture && !info.multiplanar && strcmp(info.card, "Fake Camera") == 0);
     CHECK(modes[0].fourcc == V4L2_PIX_FMT_MJPEG && modes[0].width == 640 && modes[0].den == 30);
     CHECK(modes[3].width == 320 && modes[3].den == 15);
+    n = cap_enum_device(FAKE_CAMERA, &info, modes, 9, err, sizeof err);
+    const struct cap_mode *nv12 = &modes[8];
+    CHECK(n == 9 && nv12->fourcc == V4L2_PIX_FMT_NV12 && nv12->size_type == CAP_RANGE_STEPWISE);
+    CHECK(nv12->width == 160 && nv12->max_width == 1920 && nv12->step_height == 8);
+    CHECK(nv12->ival_type == CAP_RANGE_CONTINUOUS && nv12->den == 60 && nv12->max_den == 1);
     n = cap_enum_device(FAKE_METADATA, &info, modes, 4, err, sizeof err);
     CHECK(n == 0 && !info.is_capture);
     n = cap_enum_device("/fake/nothing", &info, modes, 4, err, sizeof err);

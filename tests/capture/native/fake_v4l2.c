@@ -17,7 +17,8 @@
 #define NBUF_MAX 8
 #define FD_BASE 1000
 
-static const uint32_t formats[2] = {V4L2_PIX_FMT_MJPEG, V4L2_PIX_FMT_YUYV};
+/* NV12 is listed with a stepwise size and a continuous rate range (enumeration only). */
+static const uint32_t formats[3] = {V4L2_PIX_FMT_MJPEG, V4L2_PIX_FMT_YUYV, V4L2_PIX_FMT_NV12};
 static const uint32_t sizes[2][2] = {{640, 480}, {320, 240}};
 static const uint32_t rates[2] = {30, 15};
 
@@ -229,15 +230,27 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
     switch (req) {
     case VIDIOC_ENUM_FMT: {
         struct v4l2_fmtdesc *f = arg;
-        if (f->type != V4L2_BUF_TYPE_VIDEO_CAPTURE || f->index >= 2)
+        if (f->type != V4L2_BUF_TYPE_VIDEO_CAPTURE || f->index >= 3)
             return fail(EINVAL);
         f->pixelformat = formats[f->index];
         f->flags = f->index == 0 ? V4L2_FMT_FLAG_COMPRESSED : 0;
-        strcpy((char *)f->description, f->index == 0 ? "Motion-JPEG" : "YUYV 4:2:2");
+        strcpy((char *)f->description, f->index == 0 ? "Motion-JPEG" : "raw");
         return 0;
     }
     case VIDIOC_ENUM_FRAMESIZES: {
         struct v4l2_frmsizeenum *s = arg;
+        if (s->pixel_format == V4L2_PIX_FMT_NV12) {
+            if (s->index >= 1)
+                return fail(EINVAL);
+            s->type = V4L2_FRMSIZE_TYPE_STEPWISE;
+            s->stepwise.min_width = 160;
+            s->stepwise.min_height = 120;
+            s->stepwise.max_width = 1920;
+            s->stepwise.max_height = 1080;
+            s->stepwise.step_width = 16;
+            s->stepwise.step_height = 8;
+            return 0;
+        }
         if (s->index >= 2)
             return fail(EINVAL);
         s->type = V4L2_FRMSIZE_TYPE_DISCRETE;
@@ -247,6 +260,15 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
     }
     case VIDIOC_ENUM_FRAMEINTERVALS: {
         struct v4l2_frmivalenum *v = arg;
+        if (v->pixel_format == V4L2_PIX_FMT_NV12) {
+            if (v->index >= 1 || v->width != 160)
+                return fail(EINVAL);
+            v->type = V4L2_FRMIVAL_TYPE_CONTINUOUS;
+            v->stepwise.min = (struct v4l2_fract){1, 60};
+            v->stepwise.max = (struct v4l2_fract){1, 1};
+            v->stepwise.step = (struct v4l2_fract){1, 1};
+            return 0;
+        }
         if (v->index >= 2)
             return fail(EINVAL);
         v->type = V4L2_FRMIVAL_TYPE_DISCRETE;
