@@ -263,6 +263,16 @@ class Camera:
         """The newest frame read so far (None before the first)."""
         return self._latest
 
+    def frame_data(self) -> bytes | None:
+        """A copy of the newest frame's bytes as the device delivered them (None before one).
+
+        For feeding another consumer (an H.264 encoder); layout per `format`: YUYV rows of
+        `bytesperline` bytes, NV12 luma then interleaved chroma, or one MJPEG frame.
+        """
+        if self._latest is None or lib.cap_camera_latest(self._cam, self._cframe) <= 0:
+            return None
+        return ffi.buffer(self._cframe.data, self._cframe.size)[:]
+
     def wait_readable(self, timeout_s: float) -> bool:
         """Block up to timeout_s for the fd to become readable; False on timeout."""
         rc = lib.cap_camera_wait(self._cam, max(0, int(timeout_s * 1000)))

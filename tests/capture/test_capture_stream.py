@@ -152,3 +152,14 @@ async def test_close_wakes_a_waiting_task(node):
             await trio.testing.wait_all_tasks_blocked()
             cam.close()
     assert len(failures) == 1
+
+
+def test_frame_data_is_the_raw_frame(node):
+    """frame_data() copies the newest frame as delivered: a whole YUYV picture."""
+    with Camera(node.path) as cam:
+        cam.open(640, 480, fourcc="YUYV")
+        assert cam.frame_data() is None
+        node.tick(1)
+        frame = wait_for_sequence(cam, 0)
+        data = cam.frame_data()
+        assert data is not None and len(data) == frame.size >= 640 * 480 * 2
