@@ -163,7 +163,11 @@ class Camera:
         fourcc: str | None = None,
         buffers: int = DEFAULT_BUFFERS,
     ) -> Format:
-        """Set the format (requested, else MJPEG > YUYV > NV12 at 640x480), start streaming."""
+        """Set the format (requested, else MJPEG > YUYV > NV12 at 640x480), start streaming.
+
+        An open camera is closed first. Returns (and `format` then holds) what the driver set.
+        """
+        self.close()
         req = ffi.new("struct cap_request *")
         req.width = width or 0
         req.height = height or 0
@@ -172,8 +176,6 @@ class Camera:
             req.fps_num, req.fps_den = _fraction(fps)
         req.buffers = buffers
         fmt = ffi.new("struct cap_format *")
-        self._latest = None
-        self._made = None
         rc = lib.cap_camera_open(self._cam, fsencode(self.path), req, fmt)
         if rc < 0:
             self._format = None
