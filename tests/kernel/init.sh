@@ -38,6 +38,13 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 handoff /handoff \
     || fail "cannot mount the handoff share"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose hostroot /mnt \
     || fail "cannot mount the host root"
+# The repository may live under a folder the guest mounts a tmpfs over (a CI clone in
+# /tmp/...): keep a handle on it now and bind it back into place below.
+REPO=$(cat /handoff/repo 2>/dev/null)
+mkdir -p /keep
+if [ -n "$REPO" ] && [ -d "/mnt$REPO" ]; then
+    mount -o bind "/mnt$REPO" /keep || fail "cannot bind $REPO"
+fi
 mount -o bind /dev /mnt/dev || fail "cannot bind /dev"
 mkdir -p /dev/shm /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
@@ -46,6 +53,10 @@ mount -t proc proc /mnt/proc || fail "cannot mount /proc"
 mount -t sysfs sysfs /mnt/sys || fail "cannot mount /sys"
 mount -t tmpfs -o mode=1777 tmpfs /mnt/tmp || fail "cannot mount /tmp"
 mount -t tmpfs -o mode=0755 tmpfs /mnt/run || fail "cannot mount /run"
+
+if [ -n "$REPO" ] && [ ! -d "/mnt$REPO" ]; then
+    mkdir -p "/mnt$REPO" && mount -o bind /keep "/mnt$REPO" || fail "cannot put $REPO back"
+fi
 
 [ -f /handoff/run.sh ] || fail "no /handoff/run.sh"
 chroot /mnt /bin/sh -c "$(cat /handoff/run.sh)"

@@ -323,7 +323,12 @@ def guest_script(
     ]
     assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     run = shlex.join(cmd) if command is None else f"sh -c {shlex.quote(command)}"
-    return f"cd {shlex.quote(str(repo))} || exit 98\nexec env -i {assigns} {run} </dev/null 2>&1\n"
+    where = shlex.quote(str(repo))
+    return (
+        f"cd {where} || {{ echo 'kernel-lane: the repository is not visible in the guest'; "
+        "exit 98; }\n"
+        f"exec env -i {assigns} {run} </dev/null 2>&1\n"
+    )
 
 
 def boot(
@@ -338,6 +343,7 @@ def boot(
     """Boot the guest, stream its console, and return pytest's exit status."""
     with tempfile.TemporaryDirectory(prefix="camsvc-handoff-") as handoff:
         (Path(handoff) / "run.sh").write_text(script)
+        (Path(handoff) / "repo").write_text(str(REPO))
         cmd = [
             "qemu-system-x86_64",
             "-accel", "tcg",
