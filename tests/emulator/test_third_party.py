@@ -88,7 +88,7 @@ class TestV4l2Ctl:
         out = run("v4l2-ctl", "-d", live_camera.path, "--list-formats-ext").stdout
         assert "'MJPG' (Motion-JPEG, compressed)" in out
         assert "'YUYV' (YUYV 4:2:2)" in out
-        assert "'NV12' (Y/UV 4:2:0)" in out
+        assert "'NV12' (Y/CbCr 4:2:0)" in out
         for size in ["640x480", "1280x720", "1920x1080"]:
             assert out.count(f"Size: Discrete {size}") == 3, out
         for rate in ["60.000 fps", "30.000 fps", "15.000 fps"]:
@@ -149,6 +149,22 @@ class TestV4l2Ctl:
         ]
         first, second = (decode_sequence(img.convert("RGB"), 1280, 720) for img in luma)
         assert second > first
+
+    def test_v4l2_compliance_passes(self, live_camera: EmulatedCamera) -> None:
+        """v4l2-compliance -s (streaming included) finds no failure on a capture node."""
+        need("v4l2-compliance")
+        result = subprocess.run(
+            ["v4l2-compliance", "-d", str(live_camera.path), "-s"],
+            env=os.environ.copy(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S * 2,
+            check=False,
+        )
+        summary = [line for line in result.stdout.splitlines() if line.startswith("Total for")]
+        assert summary and ", Failed: 0," in summary[0], result.stdout + result.stderr
+        assert result.returncode == 0, result.stdout
 
     def test_a_second_program_gets_ebusy(self, camera: EmulatedCamera, tmp_path: Path) -> None:
         """While this process streams, v4l2-ctl in another process cannot."""

@@ -126,10 +126,40 @@ static int check_value(int i, int32_t in, int32_t *out)
 	}
 }
 
+/* Stores a value and sends control events (VALUE, and FLAGS to what it (in)activates). */
 static void set_value(struct emu_dev *dev, int i, int32_t v)
 {
+	bool changed = get_value(dev, i) != v;
 	dev->ctl->ctrl_val[i] = v;
 	dev->ctl->ctrl_set |= 1u << i;
+	if (!changed)
+		return;
+	emu_ctrl_changed(dev, (uint32_t)i, V4L2_EVENT_CTRL_CH_VALUE);
+	if (CTRLS[i].id == V4L2_CID_AUTO_WHITE_BALANCE)
+		emu_ctrl_changed(dev, (uint32_t)find(V4L2_CID_WHITE_BALANCE_TEMPERATURE),
+				 V4L2_EVENT_CTRL_CH_FLAGS);
+	if (CTRLS[i].id == V4L2_CID_EXPOSURE_AUTO)
+		emu_ctrl_changed(dev, (uint32_t)find(V4L2_CID_EXPOSURE_ABSOLUTE),
+				 V4L2_EVENT_CTRL_CH_FLAGS);
+}
+
+int emu_ctrl_describe(const struct emu_dev *dev, uint32_t id, struct v4l2_event_ctrl *ev,
+		      uint32_t *index)
+{
+	int i = find(id);
+	if (i < 0)
+		return EMU_ERR(EINVAL);
+	const struct ctrl_def *c = &CTRLS[i];
+	memset(ev, 0, sizeof *ev);
+	ev->type = c->type;
+	ev->value = c->type == V4L2_CTRL_TYPE_CTRL_CLASS ? 0 : get_value(dev, i);
+	ev->flags = flags_of(dev, i);
+	ev->minimum = c->min;
+	ev->maximum = c->max;
+	ev->step = c->step;
+	ev->default_value = c->def;
+	*index = (uint32_t)i;
+	return 0;
 }
 
 static int queryctrl(struct emu_dev *dev, struct v4l2_queryctrl *q)
@@ -217,6 +247,10 @@ static bool which_ok(uint32_t which)
 	       which == V4L2_CTRL_CLASS_USER || which == V4L2_CTRL_CLASS_CAMERA;
 }
 
+/*
+ * uvcvideo's rules: an unknown, write-only or wrong-class id fails the whole call with
+ * error_idx = count (TRY: the index); a bad value fails with error_idx = its index.
+ */
 static int ext_ctrls(struct emu_dev *dev, unsigned long req, struct v4l2_ext_controls *e)
 {
 	if (!which_ok(e->which))
@@ -229,7 +263,6 @@ static int ext_ctrls(struct emu_dev *dev, unsigned long req, struct v4l2_ext_con
 		e->error_idx = e->count;
 		return EMU_ERR(EINVAL);
 	}
-	/* Validate everything first: S_EXT_CTRLS is all or nothing. */
 	for (uint32_t n = 0; n < e->count; n++) {
 		struct v4l2_ext_control *x = &e->controls[n];
 		int i = find(x->id);
@@ -237,11 +270,14 @@ static int ext_ctrls(struct emu_dev *dev, unsigned long req, struct v4l2_ext_con
 				e->which == V4L2_CTRL_WHICH_DEF_VAL ||
 				V4L2_CTRL_ID2WHICH(x->id) == e->which;
 		if (i < 0 || !class_ok || CTRLS[i].type == V4L2_CTRL_TYPE_CTRL_CLASS) {
-			e->error_idx = n;
+			e->error_idx = req == VIDIOC_TRY_EXT_CTRLS ? n : e->count;
 			return EMU_ERR(i >= 0 && class_ok ? EACCES : EINVAL);
 		}
 		idx[n] = i;
-		if (req != VIDIOC_G_EXT_CTRLS && check_value(i, x->value, &vals[n]) < 0) {
+	}
+	/* Then the values: S_EXT_CTRLS is all or nothing. */
+	for (uint32_t n = 0; n < e->count; n++) {
+		if (req != VIDIOC_G_EXT_CTRLS && check_value(idx[n], e->controls[n].value, &vals[n]) < 0) {
 			e->error_idx = n;
 			return -1;
 		}

@@ -28,6 +28,7 @@
 #define EMU_VERSION 1u
 #define EMU_MAX_BUFS 32u
 #define EMU_MAX_CTRLS 16u
+#define EMU_MAX_EVENTS 32u
 
 enum emu_kind { EMU_KIND_CAPTURE = 0, EMU_KIND_METADATA = 1 };
 
@@ -55,7 +56,8 @@ struct emu_ctl {
 	uint32_t height;       /* 32 */
 	uint32_t fps;          /* 36 */
 	uint32_t ctrl_set;     /* 40: bit i set = ctrl_val[i] holds a value */
-	uint32_t reserved[5];  /* 44 */
+	uint32_t prio_count[4]; /* 44: open handles per priority (v4l2_prio_state) */
+	uint32_t reserved;     /* 60 */
 	char card[32];         /* 64 */
 	int32_t ctrl_val[EMU_MAX_CTRLS]; /* 96 */
 };
@@ -97,6 +99,13 @@ struct emu_dev {
 	bool signaled;            /* the eventfd counter is non-zero */
 	bool streaming;
 	int priority;
+	bool prio_counted;
+	/* control events (V4L2_EVENT_CTRL) */
+	uint32_t subscribed;      /* bit i: control i, as in controls.c */
+	uint32_t feedback;        /* bit i: subscribed with ALLOW_FEEDBACK */
+	struct v4l2_event events[EMU_MAX_EVENTS];
+	uint32_t nevents;
+	uint32_t event_sequence;
 	/* buffers */
 	uint32_t nbufs;
 	uint32_t buf_len;         /* sizeimage at REQBUFS time */
@@ -164,6 +173,16 @@ void emu_cur_format(const struct emu_dev *dev, uint32_t *fourcc, uint32_t *w, ui
 		    uint32_t *fps);
 uint32_t emu_sizeimage(uint32_t fourcc, uint32_t w, uint32_t h);
 uint32_t emu_bytesperline(uint32_t fourcc, uint32_t w);
+
+/* events.c: control events; emu_ctrl_changed notifies the other handles. */
+int emu_event_ioctl(struct emu_dev *dev, unsigned long req, void *arg);
+void emu_ctrl_changed(struct emu_dev *setter, uint32_t ctrl_index, uint32_t changes);
+int emu_ctrl_describe(const struct emu_dev *dev, uint32_t id, struct v4l2_event_ctrl *ev,
+		      uint32_t *index);
+
+/* priority (ioctl.c) */
+void emu_prio_open(struct emu_dev *dev);
+void emu_prio_close(struct emu_dev *dev);
 
 /* stream.c */
 int emu_stream_ioctl(struct emu_dev *dev, unsigned long req, void *arg);

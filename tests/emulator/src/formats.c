@@ -21,7 +21,7 @@ static const struct {
 } FORMATS[] = {
 	{V4L2_PIX_FMT_MJPEG, "Motion-JPEG", V4L2_FMT_FLAG_COMPRESSED},
 	{V4L2_PIX_FMT_YUYV, "YUYV 4:2:2", 0},
-	{V4L2_PIX_FMT_NV12, "Y/UV 4:2:0", 0},
+	{V4L2_PIX_FMT_NV12, "Y/CbCr 4:2:0", 0},
 };
 #define NFORMATS (sizeof FORMATS / sizeof FORMATS[0])
 
@@ -356,16 +356,6 @@ int emu_fmt_ioctl(struct emu_dev *dev, unsigned long req, void *arg)
 		if (emu_acquire(dev) < 0)
 			return -1;
 		return *(int *)arg == 0 ? 0 : EMU_ERR(EINVAL);
-	case VIDIOC_G_PRIORITY:
-		*(enum v4l2_priority *)arg = dev->priority;
-		return 0;
-	case VIDIOC_S_PRIORITY: {
-		enum v4l2_priority p = *(enum v4l2_priority *)arg;
-		if (p < V4L2_PRIORITY_BACKGROUND || p > V4L2_PRIORITY_RECORD)
-			return EMU_ERR(EINVAL);
-		dev->priority = p;
-		return 0;
-	}
 	default:
 		return EMU_ERR(ENOTTY);
 	}

@@ -280,10 +280,12 @@ struct saved_events {
 	nfds_t i;
 	short events;
 	bool gone;
+	bool pending; /* control events wait: POLLPRI */
 };
 #define MAX_SAVED 64
 #define POLL_WRITE (POLLOUT | POLLWRNORM | POLLWRBAND)
 
+/* any_gone: something is ready now (unplugged, or events pending): do not block. */
 static size_t mask_poll(struct pollfd *fds, nfds_t n, struct saved_events *saved, bool *any_gone)
 {
 	size_t ns = 0;
@@ -296,8 +298,9 @@ static size_t mask_poll(struct pollfd *fds, nfds_t n, struct saved_events *saved
 		if (!dev)
 			continue;
 		bool gone = emu_check_gone(dev);
-		*any_gone |= gone;
-		saved[ns++] = (struct saved_events){i, fds[i].events, gone};
+		bool pending = dev->nevents > 0 && (fds[i].events & POLLPRI);
+		*any_gone |= gone || pending;
+		saved[ns++] = (struct saved_events){i, fds[i].events, gone, pending};
 		fds[i].events &= (short)~POLL_WRITE;
 	}
 	pthread_mutex_unlock(&emu_lock);
@@ -322,6 +325,9 @@ static int unmask_poll(struct pollfd *fds, nfds_t n, struct saved_events *saved,
 		p->events = saved[k].events;
 		if (saved[k].gone && r >= 0) {
 			p->revents = (short)(POLLERR | POLLHUP | (p->events & POLLPRI));
+			patched = true;
+		} else if (saved[k].pending && r >= 0) {
+			p->revents |= POLLPRI;
 			patched = true;
 		}
 	}
@@ -360,28 +366,85 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const 
 	return r;
 }
 
-static void mask_select(int n, fd_set *wfds)
+/*
+ * select(): hide writability as for poll; report control events as exceptional
+ * (POLLPRI) and an unplugged node as readable and exceptional (POLLERR|POLLPRI).
+ */
+struct select_patch {
+	int fd;
+	bool read, except; /* what the caller asked */
+	bool gone, events;
+};
+
+static size_t scan_select(int n, fd_set *r, fd_set *w, fd_set *e, struct select_patch *out,
+			  bool *urgent)
 {
-	if (!wfds || !emu_any_device())
-		return;
+	size_t np = 0;
+	*urgent = false;
+	if (!emu_any_device())
+		return 0;
 	pthread_mutex_lock(&emu_lock);
-	for (int fd = 0; fd < n && fd < FD_SETSIZE; fd++)
-		if (FD_ISSET(fd, wfds) && emu_lookup(fd))
-			FD_CLR(fd, wfds);
+	for (int fd = 0; fd < n && fd < FD_SETSIZE && np < MAX_SAVED; fd++) {
+		bool rd = r && FD_ISSET(fd, r), wr = w && FD_ISSET(fd, w), ex = e && FD_ISSET(fd, e);
+		if (!rd && !wr && !ex)
+			continue;
+		struct emu_dev *dev = emu_lookup(fd);
+		if (!dev)
+			continue;
+		if (wr)
+			FD_CLR(fd, w);
+		bool gone = emu_check_gone(dev), events = dev->nevents > 0;
+		if (gone || events) {
+			out[np++] = (struct select_patch){fd, rd, ex, gone, events};
+			*urgent |= (gone && (rd || ex)) || (events && ex);
+		}
+	}
 	pthread_mutex_unlock(&emu_lock);
+	return np;
+}
+
+static int patch_select(int n, fd_set *r, fd_set *w, fd_set *e, const struct select_patch *p,
+			size_t np, int ret)
+{
+	if (np == 0 || ret < 0)
+		return ret;
+	for (size_t k = 0; k < np; k++) {
+		if (p[k].gone && p[k].read)
+			FD_SET(p[k].fd, r);
+		if ((p[k].gone || p[k].events) && p[k].except)
+			FD_SET(p[k].fd, e);
+	}
+	int count = 0;
+	for (int fd = 0; fd < n && fd < FD_SETSIZE; fd++)
+		count += (r && FD_ISSET(fd, r)) + (w && FD_ISSET(fd, w)) + (e && FD_ISSET(fd, e));
+	return count;
 }
 
 EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
 	emu_real_init();
-	mask_select(n, w);
-	return emu_real.select(n, r, w, e, tv);
+	struct select_patch p[MAX_SAVED];
+	bool urgent;
+	size_t np = scan_select(n, r, w, e, p, &urgent);
+	struct timeval zero = {0, 0};
+	int ret = emu_real.select(n, r, w, e, urgent ? &zero : tv);
+	int err = errno;
+	ret = patch_select(n, r, w, e, p, np, ret);
+	errno = err;
+	return ret;
 }
 
 EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
 		   const sigset_t *mask)
 {
 	emu_real_init();
-	mask_select(n, w);
-	return emu_real.pselect(n, r, w, e, ts, mask);
+	struct select_patch p[MAX_SAVED];
+	bool urgent;
+	size_t np = scan_select(n, r, w, e, p, &urgent);
+	static const struct timespec zero;
+	int ret = emu_real.pselect(n, r, w, e, urgent ? &zero : ts, mask);
+	int err = errno;
+	ret = patch_select(n, r, w, e, p, np, ret);
+	errno = err;
+	return ret;
 }

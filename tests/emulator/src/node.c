@@ -140,6 +140,7 @@ int emu_open_node(const char *path, int index, int flags)
 		*slash = '\0';
 	emu_producer_watch(dir);
 	emu_register(dev);
+	emu_prio_open(dev);
 	emu_sync_signal(dev);
 	int fd = dev->fd;
 	pthread_mutex_unlock(&emu_lock);

@@ -96,6 +96,8 @@ void emu_free(struct emu_dev *dev)
 		pthread_cond_wait(&emu_cond, &emu_lock);
 	emu_producer_del_timer(dev);
 	emu_stream_free(dev);
+	if (dev->ctl)
+		emu_prio_close(dev);
 	if (dev->ctl && dev->ctl != &dev->local)
 		emu_real.munmap(dev->ctl, sizeof(struct emu_ctl));
 	if (dev->ctlfd >= 0)

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +134,21 @@ static void fill_buf(struct emu_dev *dev, uint32_t i, struct v4l2_buffer *vb)
 		vb->flags |= V4L2_BUF_FLAG_DONE;
 }
 
+/*
+ * For QBUF/DQBUF/STREAMON/STREAMOFF on a handle that does not own the device:
+ * EBUSY (-1) if another handle does (uvcvideo), 1 if nobody does (vb2: a queue
+ * without buffers), 0 for the owner.
+ */
+static int owner(struct emu_dev *dev)
+{
+	if (dev->privileged)
+		return 0;
+	if (dev->ctl->fault == EMU_FAULT_EBUSY || flock(dev->ctlfd, LOCK_EX | LOCK_NB) < 0)
+		return EMU_ERR(EBUSY);
+	flock(dev->ctlfd, LOCK_UN);
+	return 1;
+}
+
 static int check_buf(struct emu_dev *dev, const struct v4l2_buffer *vb)
 {
 	if (!capture_type(dev, vb->type) || vb->memory != V4L2_MEMORY_MMAP ||
@@ -151,8 +167,9 @@ static int querybuf(struct emu_dev *dev, struct v4l2_buffer *vb)
 
 static int qbuf(struct emu_dev *dev, struct v4l2_buffer *vb)
 {
-	if (!dev->privileged)
-		return EMU_ERR(EBUSY);
+	int who = owner(dev);
+	if (who != 0)
+		return who < 0 ? -1 : EMU_ERR(EINVAL);
 	if (check_buf(dev, vb) < 0)
 		return -1;
 	if (dev->ctl->fault == EMU_FAULT_EIO)
@@ -175,8 +192,9 @@ static bool nonblocking(const struct emu_dev *dev)
 
 static int dqbuf(struct emu_dev *dev, struct v4l2_buffer *vb)
 {
-	if (!dev->privileged)
-		return EMU_ERR(EBUSY);
+	int who = owner(dev);
+	if (who != 0)
+		return who < 0 ? -1 : EMU_ERR(EINVAL);
 	if (!capture_type(dev, vb->type) || vb->memory != V4L2_MEMORY_MMAP)
 		return EMU_ERR(EINVAL);
 	for (;;) {
@@ -216,8 +234,9 @@ static int streamon(struct emu_dev *dev, const int *type)
 {
 	if (!capture_type(dev, (uint32_t)*type))
 		return EMU_ERR(EINVAL);
-	if (!dev->privileged)
-		return EMU_ERR(EBUSY);
+	int who = owner(dev);
+	if (who != 0)
+		return who < 0 ? -1 : EMU_ERR(EINVAL);
 	if (dev->nbufs == 0)
 		return EMU_ERR(EINVAL);
 	if (dev->streaming)
@@ -239,8 +258,9 @@ static int streamoff(struct emu_dev *dev, const int *type)
 {
 	if (!capture_type(dev, (uint32_t)*type))
 		return EMU_ERR(EINVAL);
-	if (!dev->privileged)
-		return EMU_ERR(EBUSY);
+	int who = owner(dev);
+	if (who != 0)
+		return who < 0 ? -1 : 0; /* nothing streams: nothing to stop */
 	wait_idle(dev);
 	emu_producer_del_timer(dev);
 	dev->streaming = false;
