@@ -16,6 +16,7 @@
 #include "fake_v4l2.h"
 
 static int passed, failed;
+static int multiplanar; /* what the fake offers now */
 
 #define CHECK(cond)                                                                   \
     do {                                                                              \
@@ -83,6 +84,7 @@ static void capture_loop(uint32_t fourcc, uint32_t width, unsigned frames, cap_j
         return;
     }
     CHECK(fmt.fourcc == fourcc && fmt.width == width && fmt.buffers == 4 && fmt.fps_num == 15);
+    CHECK(fmt.multiplanar == multiplanar);
     struct cap_frame frame;
     CHECK(cap_camera_read(cam, &frame) == 0); /* nothing yet */
     CHECK(cap_camera_wait(cam, 0) == 0);
@@ -239,6 +241,11 @@ int main(int argc, char **argv)
     capture_loop(V4L2_PIX_FMT_YUYV, 640, frames, jpeg);
     fake_eintr(0);
     capture_loop(V4L2_PIX_FMT_YUYV, 320, frames / 10 + 1, jpeg);
+    fake_multiplanar(multiplanar = 1);
+    capture_loop(V4L2_PIX_FMT_YUYV, 320, frames / 10 + 1, jpeg);
+    capture_loop(V4L2_PIX_FMT_MJPEG, 320, frames / 10 + 1, jpeg);
+    test_frame_fault(FAKE_TRUNCATED, V4L2_PIX_FMT_YUYV, jpeg);
+    fake_multiplanar(multiplanar = 0);
     test_frame_fault(FAKE_ERROR_FLAG, V4L2_PIX_FMT_YUYV, jpeg);
     test_frame_fault(FAKE_EMPTY, V4L2_PIX_FMT_YUYV, jpeg);
     test_frame_fault(FAKE_TRUNCATED, V4L2_PIX_FMT_YUYV, jpeg);

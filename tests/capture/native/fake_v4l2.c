@@ -22,8 +22,12 @@ static const uint32_t formats[3] = {V4L2_PIX_FMT_MJPEG, V4L2_PIX_FMT_YUYV, V4L2_
 static const uint32_t sizes[2][2] = {{640, 480}, {320, 240}};
 static const uint32_t rates[2] = {30, 15};
 
+/* Multi-planar mode: single-plane formats through the _MPLANE API, payload at this offset. */
+#define MPLANE_OFFSET 64
+
 static struct {
     enum fake_fault fault;
+    int mplane;
     int eintr, eintr_pending;
     unsigned fail_at, ioctl_count;
     int fds[2];           /* open count per node */
@@ -152,9 +156,14 @@ static uint32_t make_mjpeg(uint8_t *dst, size_t cap, uint32_t w, uint32_t h, uin
     return (uint32_t)size + 16;
 }
 
+static uint32_t buf_type(void)
+{
+    return fk.mplane ? V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE : V4L2_BUF_TYPE_VIDEO_CAPTURE;
+}
+
 static void complete_one(uint32_t i)
 {
-    uint8_t *p = fk.mem[i];
+    uint8_t *p = (uint8_t *)fk.mem[i] + (fk.mplane ? MPLANE_OFFSET : 0);
     uint32_t seq = fk.sequence++;
     uint32_t used;
     if (fk.fourcc == V4L2_PIX_FMT_YUYV) {
@@ -205,7 +214,8 @@ static int ioctl_querycap(int fd, struct v4l2_capability *c)
     strcpy((char *)c->card, fd == FD_BASE ? "Fake Camera" : "Fake Metadata");
     strcpy((char *)c->bus_info, "platform:fake");
     c->version = 0x060100;
-    c->device_caps = fd == FD_BASE ? (V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING)
+    uint32_t video = fk.mplane ? V4L2_CAP_VIDEO_CAPTURE_MPLANE : V4L2_CAP_VIDEO_CAPTURE;
+    c->device_caps = fd == FD_BASE ? (video | V4L2_CAP_STREAMING)
                                    : (V4L2_CAP_META_CAPTURE | V4L2_CAP_STREAMING);
     c->capabilities = V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_META_CAPTURE | V4L2_CAP_STREAMING |
                       V4L2_CAP_DEVICE_CAPS;
@@ -230,7 +240,7 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
     switch (req) {
     case VIDIOC_ENUM_FMT: {
         struct v4l2_fmtdesc *f = arg;
-        if (f->type != V4L2_BUF_TYPE_VIDEO_CAPTURE || f->index >= 3)
+        if (f->type != buf_type() || f->index >= 3)
             return fail(EINVAL);
         f->pixelformat = formats[f->index];
         f->flags = f->index == 0 ? V4L2_FMT_FLAG_COMPRESSED : 0;
@@ -278,8 +288,26 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
     }
     case VIDIOC_S_FMT: {
         struct v4l2_format *f = arg;
+        if (f->type != buf_type())
+            return fail(EINVAL);
         if (fk.fault == FAKE_EBUSY || (fk.owner >= 0 && fk.owner != fd) || fk.streaming)
             return fail(EBUSY);
+        if (fk.mplane) {
+            struct v4l2_pix_format_mplane *mp = &f->fmt.pix_mp;
+            fk.fourcc = mp->pixelformat == V4L2_PIX_FMT_YUYV ? V4L2_PIX_FMT_YUYV
+                                                             : V4L2_PIX_FMT_MJPEG;
+            int small = mp->width <= 320;
+            fk.width = sizes[small][0];
+            fk.height = sizes[small][1];
+            mp->pixelformat = fk.fourcc;
+            mp->width = fk.width;
+            mp->height = fk.height;
+            mp->num_planes = 1;
+            mp->plane_fmt[0].bytesperline = fk.fourcc == V4L2_PIX_FMT_YUYV ? fk.width * 2 : 0;
+            mp->plane_fmt[0].sizeimage = sizeimage();
+            mp->field = V4L2_FIELD_NONE;
+            return 0;
+        }
         fk.fourcc = f->fmt.pix.pixelformat == V4L2_PIX_FMT_YUYV ? V4L2_PIX_FMT_YUYV
                                                                  : V4L2_PIX_FMT_MJPEG;
         int small = f->fmt.pix.width <= 320;
@@ -330,15 +358,24 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
     }
     case VIDIOC_QUERYBUF: {
         struct v4l2_buffer *b = arg;
-        if (b->index >= fk.nbuf)
+        if (b->index >= fk.nbuf || b->type != buf_type())
             return fail(EINVAL);
+        if (fk.mplane) {
+            if (b->length < 1 || b->m.planes == NULL)
+                return fail(EINVAL);
+            b->length = 1;
+            b->m.planes[0].length = (uint32_t)fk.len;
+            b->m.planes[0].m.mem_offset = b->index * 0x100000u;
+            return 0;
+        }
         b->length = (uint32_t)fk.len;
         b->m.offset = b->index * 0x100000u;
         return 0;
     }
     case VIDIOC_QBUF: {
         struct v4l2_buffer *b = arg;
-        if (b->index >= fk.nbuf || fk.queued[b->index] || fk.done[b->index])
+        if (b->type != buf_type() || b->index >= fk.nbuf || fk.queued[b->index] ||
+            fk.done[b->index])
             return fail(EINVAL);
         fk.queued[b->index] = 1;
         produce();
@@ -346,6 +383,8 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
     }
     case VIDIOC_DQBUF: {
         struct v4l2_buffer *b = arg;
+        if (b->type != buf_type() || (fk.mplane && (b->length < 1 || b->m.planes == NULL)))
+            return fail(EINVAL);
         produce();
         if (fk.n_done == 0)
             return fail(EAGAIN);
@@ -354,6 +393,11 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
         fk.done[i] = 0;
         b->index = i;
         b->bytesused = fk.used[i];
+        if (fk.mplane) {
+            b->bytesused = 0;
+            b->m.planes[0].bytesused = fk.used[i] + MPLANE_OFFSET;
+            b->m.planes[0].data_offset = MPLANE_OFFSET;
+        }
         b->sequence = fk.seq_of[i];
         b->flags = fk.flags_of[i] | V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
         b->timestamp.tv_sec = fk.seq_of[i] / 30;
@@ -438,6 +482,7 @@ void fake_install(void)
 }
 
 void fake_fault(enum fake_fault fault) { fk.fault = fault; }
+void fake_multiplanar(int on) { fk.mplane = on; }
 void fake_tick(unsigned n) { fk.pending += n; }
 void fake_fail_ioctl_at(unsigned nth)
 {

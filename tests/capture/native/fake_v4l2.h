@@ -22,6 +22,8 @@ enum fake_fault {
 /* Installs the fake into cap_sys and resets its state. */
 void fake_install(void);
 void fake_fault(enum fake_fault fault);
+/* Offer the camera through the multi-planar API (one plane, payload at an offset). */
+void fake_multiplanar(int on);
 /* The device completes up to n more frames (as many as buffers are queued). */
 void fake_tick(unsigned n);
 /* Make the nth ioctl from now fail with EIO (0: never). */
