@@ -172,6 +172,41 @@ class TestControls:
         assert v4l2.CID_BRIGHTNESS in ids and v4l2.CID_POWER_LINE_FREQUENCY in ids
 
 
+class TestEventsAndPriority:
+    def test_control_events(self, camera: EmulatedCamera) -> None:
+        """SEND_INITIAL queues the state (POLLPRI); a change on another fd is an event."""
+        with v4l2.open_node(camera.path) as fd, v4l2.open_node(camera.path) as other:
+            sub = struct.pack("<III", v4l2.EVENT_CTRL, v4l2.CID_BRIGHTNESS, 1) + bytes(20)
+            fcntl.ioctl(fd, v4l2.SUBSCRIBE_EVENT, sub)
+            assert select.select([], [], [fd], 0)[2] == [fd]
+            ev = bytearray(136)
+            fcntl.ioctl(fd, v4l2.DQEVENT, ev)
+            assert struct.unpack_from("<I", ev, 0)[0] == v4l2.EVENT_CTRL
+            assert struct.unpack_from("<I", ev, 96)[0] == v4l2.CID_BRIGHTNESS
+            assert v4l2.ioctl_errno(fd, v4l2.DQEVENT, bytes(136)) == errno.ENOENT
+            assert select.select([], [], [fd], 0)[2] == []
+            fcntl.ioctl(other, v4l2.S_CTRL, bytearray(struct.pack("<Ii", v4l2.CID_BRIGHTNESS, 5)))
+            fcntl.ioctl(fd, v4l2.DQEVENT, ev)
+            changes, _type, value = struct.unpack_from("<IIi", ev, 8)
+            assert (changes & 1, value) == (1, 5)  # V4L2_EVENT_CTRL_CH_VALUE
+
+    def test_record_priority_locks_out_other_handles(self, camera: EmulatedCamera) -> None:
+        """S_PRIORITY(RECORD) on one fd: others see it in G_PRIORITY and get EBUSY."""
+        with v4l2.open_node(camera.path) as fd, v4l2.open_node(camera.path) as other:
+            prio = bytearray(4)
+            fcntl.ioctl(other, v4l2.G_PRIORITY, prio)
+            assert struct.unpack("<I", prio)[0] == 2
+            fcntl.ioctl(fd, v4l2.S_PRIORITY, struct.pack("<I", 3))
+            fcntl.ioctl(other, v4l2.G_PRIORITY, prio)
+            assert struct.unpack("<I", prio)[0] == 3
+            with pytest.raises(OSError) as exc:
+                v4l2.set_fmt(other, 640, 480, "YUYV")
+            assert exc.value.errno == errno.EBUSY
+            v4l2.set_fmt(fd, 640, 480, "YUYV")
+        with v4l2.open_node(camera.path) as fd:
+            v4l2.set_fmt(fd, 640, 480, "NV12")  # the RECORD handle is closed
+
+
 class TestPassThrough:
     def test_paths_outside_the_directory_are_plain_files(
         self, camera: EmulatedCamera, tmp_path: Path

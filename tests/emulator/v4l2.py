@@ -74,6 +74,12 @@ CROPCAP: Final = _ioc(3, 58, 44)
 ENUM_FRAMESIZES: Final = _ioc(3, 74, 44)
 ENUM_FRAMEINTERVALS: Final = _ioc(3, 75, 52)
 G_SELECTION: Final = _ioc(3, 94, 64)
+G_PRIORITY: Final = _ioc(2, 67, 4)
+S_PRIORITY: Final = _ioc(1, 68, 4)
+DQEVENT: Final = _ioc(2, 89, 136)
+SUBSCRIBE_EVENT: Final = _ioc(1, 90, 32)
+EVENT_CTRL: Final = 3
+EVENT_SUB_FL_SEND_INITIAL: Final = 0x1
 UNKNOWN_IOCTL: Final = _ioc(3, 250, 16)
 
 
