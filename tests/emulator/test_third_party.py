@@ -223,16 +223,44 @@ class TestFfmpeg:
         assert decode_sequence(image, *size) >= 0
 
 
+def test_ffmpeg_decodes_a_camera_without_huffman_tables(
+    live_camera: EmulatedCamera, tmp_path: Path
+) -> None:
+    """The no_dht fault is what real DHT-less cameras send: ffmpeg still decodes it."""
+    need("ffmpeg")
+    live_camera.inject("no_dht")
+    out = tmp_path / "out.png"
+    run(
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "v4l2",
+        "-input_format",
+        "mjpeg",
+        "-i",
+        live_camera.path,
+        "-frames:v",
+        "1",
+        "-y",
+        out,
+    )
+    image = decoded(out)
+    assert decode_sequence(image, *image.size) >= 0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def get_snapshot(port: int, timeout: float) -> bytes:
-    """GET /snapshot until it is a camera frame, within timeout seconds.
+def get_snapshot(port: int, timeout: float, *, online: bool = True) -> bytes:
+    """GET /snapshot until its online state is `online`, within timeout seconds.
 
-    Until its first frame ustreamer answers 200 with a blank placeholder picture and
+    Without a device frame ustreamer answers 200 with a blank placeholder picture and
     `X-UStreamer-Online: false`; a frame from the device says `true`.
     """
     deadline = time.monotonic() + timeout
@@ -243,10 +271,10 @@ def get_snapshot(port: int, timeout: float) -> bytes:
             conn.request("GET", "/snapshot")
             response = conn.getresponse()
             body = response.read()
-            online = response.getheader("X-UStreamer-Online")
-            if response.status == 200 and online == "true":
+            state = response.getheader("X-UStreamer-Online")
+            if response.status == 200 and state == ("true" if online else "false"):
                 return body
-            last = f"HTTP {response.status}, online={online}"
+            last = f"HTTP {response.status}, online={state}"
         except OSError as exc:
             last = repr(exc)
         finally:
@@ -295,3 +323,13 @@ class TestUstreamer:
         image = decoded(path)
         assert image.size == (640, 480)
         assert decode_sequence(image, 640, 480) >= 0
+
+    def test_unplug_and_replug(self, live_camera: EmulatedCamera) -> None:
+        """ustreamer notices the unplug (goes offline) and streams again after replug."""
+        need("ustreamer")
+        with ustreamer(live_camera.path, "--resolution", "640x480") as port:
+            get_snapshot(port, RUN_TIMEOUT_S)
+            live_camera.unplug()
+            get_snapshot(port, RUN_TIMEOUT_S, online=False)
+            live_camera.plug()
+            get_snapshot(port, RUN_TIMEOUT_S)
