@@ -4,6 +4,7 @@
 # over 9p at /mnt with the guest's /dev, /proc, /sys and a tmpfs /tmp bound into it, runs
 # the host-written /handoff/run.sh chrooted there, reports its exit status in
 # /handoff/exit and as a CAMSVC-GUEST-EXIT=<n> console line, and powers off.
+echo CAMSVC-GUEST-START  # the host hides firmware output before this line
 /bin/busybox mkdir -p /proc /sys /dev /mnt /handoff
 /bin/busybox --install -s /bin
 export PATH=/bin

@@ -49,6 +49,7 @@ ROOT_MODULES = {
     "vivid": VIVID_PARAMS,
 }
 
+START_MARKER = b"CAMSVC-GUEST-START"
 EXIT_MARKER = re.compile(r"CAMSVC-GUEST-EXIT=(\d+)")
 # SeaBIOS resets and clears the terminal and turns off line wrap; keep the host console sane.
 FIRMWARE_ESCAPES = re.compile(rb"\x1bc|\x1b\[\?7l|\x1b\[2J")
@@ -383,18 +384,39 @@ def boot(
         threading.Thread(target=watchdog, daemon=True).start()
         assert proc.stdout is not None
         out = sys.stdout.buffer
+        early = bytearray()  # firmware and kernel output before init starts: shown on failure
+        up = fresh = False
+        pending = b""
         try:
-            for raw in iter(proc.stdout.readline, b""):
-                line = FIRMWARE_ESCAPES.sub(b"", raw.replace(b"\r\n", b"\n").replace(b"\r", b""))
-                m = EXIT_MARKER.search(line.decode(errors="replace"))
-                if m:
-                    marker.append(int(m.group(1)))
-                out.write(line)
+            while chunk := os.read(proc.stdout.fileno(), 65536):
+                chunk = FIRMWARE_ESCAPES.sub(b"", chunk.replace(b"\r", b""))
+                if not up:
+                    early += chunk
+                    at = early.find(START_MARKER)
+                    if at < 0:
+                        continue
+                    up = True
+                    log(f"guest up after {time.monotonic() - started:.1f} s")
+                    chunk = bytes(early[at + len(START_MARKER) :])
+                    fresh = True
+                if fresh:  # drop the marker line's own newline, wherever it falls
+                    chunk = chunk.lstrip(b"\n")
+                    fresh = not chunk
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    m = EXIT_MARKER.search(line.decode(errors="replace"))
+                    if m:
+                        marker.append(int(m.group(1)))
+                out.write(chunk)
                 out.flush()
         finally:
             if proc.poll() is None:  # interrupted or terminated: never leave QEMU behind
                 os.killpg(proc.pid, signal.SIGKILL)
         qemu_status = proc.wait()
+        if not up:
+            out.write(bytes(early))
+            out.flush()
         elapsed = time.monotonic() - started
         if timed_out.is_set():
             log(f"TIMEOUT: the guest ran longer than {timeout:.0f} s and was killed")
