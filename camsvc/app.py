@@ -18,6 +18,7 @@ import trio
 from camsvc import __version__
 from camsvc.api.cameras import CamerasApi
 from camsvc.api.events import EventsApi
+from camsvc.api.media import MediaApi
 from camsvc.api.session import SessionApi
 from camsvc.api.system import SystemApi
 from camsvc.auth.keys import KeyStore
@@ -25,6 +26,9 @@ from camsvc.auth.session import Authenticator
 from camsvc.cameras.registry import CameraEntry, CameraRegistry
 from camsvc.config import Config
 from camsvc.events import EventBus
+from camsvc.media.catalog import Catalog
+from camsvc.media.library import MediaLibrary
+from camsvc.media.snapshots import Snapshots, remove_stale_temporaries
 from camsvc.media.storage import StorageWatch
 from camsvc.observability.health import ComponentHealth, HealthMonitor
 from camsvc.rpc.dispatch import Dispatcher
@@ -86,12 +90,24 @@ class App:
             warm_keepalive_s=config.snapshots.warm_keepalive_s,
             status_update=self._camera_status_update,
         )
+        self.catalog = Catalog(config.storage.db_path)
+        self.library = MediaLibrary(
+            self.catalog,
+            {"snapshot": Path(config.snapshots.path), "recording": Path(config.recording.path)},
+            self.storage,
+        )
+        self.snapshots = Snapshots(
+            config.snapshots, self.cameras, self.catalog, self.storage, self.bus
+        )
         self.registry = Registry()
         SessionApi(self.authenticator, sec, self.registry).register(self.registry)
         SystemApi(config, self.health, self.registry).register(self.registry)
         EventsApi(self.bus).register(self.registry)
         self.cameras_api = CamerasApi(self.cameras, config.mediamtx, self.health)
         self.cameras_api.register(self.registry)
+        MediaApi(self.snapshots, self.library, config.recording.default_page_size).register(
+            self.registry
+        )
         self.dispatcher = Dispatcher(
             self.registry,
             self.authenticator,
@@ -151,6 +167,9 @@ class App:
         """Serve until shutdown is requested or a signal arrives, then stop gracefully."""
         cfg = self.config
         self.storage.prepare()
+        stale = remove_stale_temporaries(Path(cfg.snapshots.path))
+        if stale:
+            log.info("removed_stale_temporaries", count=stale)
         main_router = Router()
         add_health_routes(main_router, self.health)
         health_router = Router()
@@ -160,6 +179,7 @@ class App:
                 root.start_soon(self._watch_signals)
             # Listeners come up at once; get_camera_list answers what is known meanwhile.
             root.start_soon(self.cameras.run)
+            root.start_soon(self.library.run)
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as listeners:
                     main = await listeners.start(

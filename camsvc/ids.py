@@ -1,4 +1,4 @@
-"""Identifier rules of API.md §1.1, raising -32602 with the reason the spec names."""
+"""Identifier rules of API.md §1.1 (device ids), raising -32602 with the reason the spec names."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ APT_PACKAGES=(
     gcc make pkg-config python3-venv python3-dev   # build the cffi module, create .venv
     libturbojpeg0-dev                              # YUYV/NV12 -> JPEG in the capture module
     v4l-utils ffmpeg ustreamer                     # third-party V4L2 programs the tests run
-    valgrind                                       # memcheck lane of make test-sanitize
+    valgrind clang libclang-rt-14-dev              # make test-sanitize: memcheck, ASan/UBSan, libFuzzer
     qemu-system-x86 busybox-static cpio            # the vivid kernel lane (make test-kernel)
 )
 

@@ -7,11 +7,11 @@ from typing import Literal
 
 import msgspec
 
-from camsvc.api.validate import check_device_id
 from camsvc.cameras.modes import Mode
 from camsvc.cameras.registry import CameraEntry, CameraRegistry
 from camsvc.config import MediaMTXConfig
 from camsvc.errors import NotFound
+from camsvc.ids import check_device_id
 from camsvc.observability.health import HealthMonitor
 from camsvc.rpc.connection import RpcConnection
 from camsvc.rpc.registry import NoParams, Registry

@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from camsvc.api.validate import check_device_id
 from camsvc.errors import InvalidParams
 from camsvc.events import ALIASES, TOPICS, EventBus, SubscriptionStats
+from camsvc.ids import check_device_id
 from camsvc.rpc.connection import RpcConnection
 from camsvc.rpc.registry import NoParams, Registry
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 
+from camsvc.errors import InsufficientStorage
 from camsvc.observability.health import ComponentHealth
 
 __all__ = ["StorageUsage", "StorageWatch", "usage_of"]
@@ -44,6 +45,17 @@ class StorageWatch:
         """Create the media roots if they are missing."""
         for root in self.roots:
             root.mkdir(parents=True, exist_ok=True)
+
+    def check_room(self, root: Path) -> None:
+        """Raise InsufficientStorage when the filesystem of `root` is at or over the block level."""
+        usage = usage_of(root).usage_percentage
+        if usage >= self.block_percent:
+            raise InsufficientStorage(
+                "insufficient_storage",
+                f"storage at {usage}% (block at {self.block_percent}%)",
+                usage_percentage=usage,
+                block_percent=self.block_percent,
+            )
 
     def health(self) -> ComponentHealth:
         """The `storage` component (API.md §10.2)."""

@@ -1,0 +1,235 @@
+"""The media library: listing, inspecting and deleting snapshots and recordings, storage figures,
+and keeping the catalogue in step with the media folders (at start-up and on inotify events).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import inotify_simple
+import msgspec
+import structlog
+import trio
+from msgspec import UNSET, UnsetType
+
+from camsvc.errors import InvalidState, NotFound
+from camsvc.ids import DEVICE_ID_RE
+from camsvc.media.catalog import Catalog, FileRecord, Kind
+from camsvc.media.names import download_url
+from camsvc.media.storage import StorageWatch, usage_of
+from camsvc.timefmt import utc_timestamp
+
+__all__ = ["DeleteResult", "FileEntry", "FileList", "MediaLibrary", "StorageInfo"]
+
+log = structlog.get_logger("camsvc.media")
+
+_FORMATS = {".mp4": "fmp4", ".mkv": "mkv", ".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
+# Bursts of file events are folded into one reconcile at most this often.
+RECONCILE_DEBOUNCE_S = 0.2
+_WATCH_MASK = (
+    inotify_simple.flags.CREATE
+    | inotify_simple.flags.DELETE
+    | inotify_simple.flags.CLOSE_WRITE
+    | inotify_simple.flags.MOVED_FROM
+    | inotify_simple.flags.MOVED_TO
+    | inotify_simple.flags.DELETE_SELF
+)
+
+
+class FileEntry(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A FileEntry (API.md §6); recordings carry `duration`, info methods `created_time`."""
+
+    filename: str
+    file_size: int
+    modified_time: str
+    download_url: str
+    device: str | None
+    format: str
+    duration: float | UnsetType | None = UNSET
+    created_time: str | UnsetType = UNSET
+    width: int | UnsetType = UNSET
+    height: int | UnsetType = UNSET
+
+
+class FileList(msgspec.Struct, frozen=True):
+    """The result of list_recordings / list_snapshots."""
+
+    files: list[FileEntry]
+    total: int
+    limit: int
+    offset: int
+
+
+class DeleteResult(msgspec.Struct, frozen=True):
+    """The result of delete_recording / delete_snapshot."""
+
+    filename: str
+    deleted: bool
+    message: str
+
+
+class StorageInfo(msgspec.Struct, frozen=True):
+    """The result of get_storage_info."""
+
+    total_space: int
+    used_space: int
+    available_space: int
+    usage_percentage: float
+    recordings_size: int
+    snapshots_size: int
+    low_space_warning: bool
+    warn_percent: float
+    block_percent: float
+    blocked: bool
+
+
+InUse = Callable[[str], bool]
+
+
+class MediaLibrary:
+    """Snapshots and recordings as the file methods see them."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        roots: dict[Kind, Path],
+        storage: StorageWatch,
+        *,
+        recording_in_use: InUse = lambda filename: False,
+    ) -> None:
+        self.catalog = catalog
+        self.roots = roots
+        self._storage = storage
+        self._recording_in_use = recording_in_use
+        self.ready = trio.Event()
+
+    # -- queries ----------------------------------------------------------------------
+
+    def _path(self, rec: FileRecord) -> Path:
+        return self.roots[rec.kind] / rec.subdir / rec.filename
+
+    def _entry(self, rec: FileRecord, *, info: bool) -> FileEntry:
+        size, mtime = rec.size, rec.mtime
+        if rec.kind == "recording":
+            # A segment grows while MediaMTX writes it: report its current size.
+            try:
+                st = os.stat(self._path(rec))
+                size, mtime = st.st_size, st.st_mtime
+            except FileNotFoundError:
+                pass
+        ext = os.path.splitext(rec.filename)[1].lower()
+        return FileEntry(
+            filename=rec.filename,
+            file_size=size,
+            modified_time=utc_timestamp(mtime),
+            download_url=download_url(rec.kind, rec.filename),
+            device=rec.subdir if DEVICE_ID_RE.fullmatch(rec.subdir) else None,
+            format=_FORMATS.get(ext, ext.lstrip(".")),
+            duration=rec.duration if rec.kind == "recording" else UNSET,
+            created_time=utc_timestamp(rec.created) if info else UNSET,
+            width=rec.width if info and rec.width is not None else UNSET,
+            height=rec.height if info and rec.height is not None else UNSET,
+        )
+
+    def page(self, kind: Kind, limit: int, offset: int, device: str | None) -> FileList:
+        """One page, newest first."""
+        records, total = self.catalog.page(kind, limit, offset, device)
+        return FileList([self._entry(r, info=False) for r in records], total, limit, offset)
+
+    def _find(self, kind: Kind, filename: str) -> FileRecord:
+        rec = self.catalog.get(kind, filename)
+        if rec is None or not os.path.lexists(self._path(rec)):
+            raise NotFound(kind, f"no {kind} named {filename}")
+        return rec
+
+    def info(self, kind: Kind, filename: str) -> FileEntry:
+        """One file, with created_time (and dimensions for snapshots)."""
+        return self._entry(self._find(kind, filename), info=True)
+
+    def locate(self, kind: Kind, filename: str) -> Path | None:
+        """The path of a catalogued file that exists (for downloads), else None."""
+        rec = self.catalog.get(kind, filename)
+        if rec is None:
+            return None
+        path = self._path(rec)
+        return path if path.is_file() and not path.is_symlink() else None
+
+    def delete(self, kind: Kind, filename: str) -> DeleteResult:
+        """Delete a file and forget it."""
+        rec = self._find(kind, filename)
+        if kind == "recording" and self._recording_in_use(filename):
+            raise InvalidState("file_in_use", f"{filename} is still being written")
+        self._path(rec).unlink(missing_ok=True)
+        self.catalog.remove(kind, filename)
+        log.info("file_deleted", kind=kind, filename=filename, reason="requested")
+        message = "Recording deleted" if kind == "recording" else "Snapshot deleted"
+        return DeleteResult(filename, True, message)
+
+    def storage_info(self) -> StorageInfo:
+        """Usage of the recordings filesystem and bytes under each root."""
+        usage = usage_of(self.roots["recording"])
+        return StorageInfo(
+            total_space=usage.total_space,
+            used_space=usage.used_space,
+            available_space=usage.available_space,
+            usage_percentage=usage.usage_percentage,
+            recordings_size=self.catalog.total_size("recording"),
+            snapshots_size=self.catalog.total_size("snapshot"),
+            low_space_warning=usage.usage_percentage >= self._storage.warn_percent,
+            warn_percent=self._storage.warn_percent,
+            block_percent=self._storage.block_percent,
+            blocked=usage.usage_percentage >= self._storage.block_percent,
+        )
+
+    # -- keeping in step with the disk --------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Bring the catalogue in line with both roots (in a worker, with its own connection)."""
+        for kind, root in self.roots.items():
+            added, removed = await trio.to_thread.run_sync(
+                _reconcile_in_worker, self.catalog.path, kind, root
+            )
+            if added or removed:
+                log.info("catalog_reconciled", kind=kind, added=added, removed=removed)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Reconcile at start, then whenever the media folders change, until cancelled."""
+        inotify = inotify_simple.INotify(nonblocking=True)
+        watched: set[Path] = set()
+        try:
+            self._watch_tree(inotify, watched)
+            await self.reconcile()
+            self.ready.set()
+            task_status.started()
+            fd = inotify.fileno()
+            while True:
+                await trio.lowlevel.wait_readable(fd)
+                await trio.sleep(RECONCILE_DEBOUNCE_S)
+                inotify.read(timeout=0)
+                self._watch_tree(inotify, watched)
+                await self.reconcile()
+        finally:
+            trio.lowlevel.notify_closing(inotify.fileno())
+            inotify.close()
+
+    def _watch_tree(self, inotify: inotify_simple.INotify, watched: set[Path]) -> None:
+        """Watch each root and its per-device subdirectories (new ones included)."""
+        for root in self.roots.values():
+            dirs = [root, *(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())]
+            for d in dirs:
+                if d not in watched:
+                    try:
+                        inotify.add_watch(d, _WATCH_MASK)
+                        watched.add(d)
+                    except OSError as exc:
+                        log.warning("media_watch_failed", dir=str(d), error=exc.strerror)
+
+
+def _reconcile_in_worker(db_path: Path, kind: Kind, root: Path) -> tuple[int, int]:
+    catalog = Catalog(db_path)
+    try:
+        return catalog.reconcile(kind, root)
+    finally:
+        catalog.close()
