@@ -93,7 +93,7 @@ class TestInfoAndDelete:
     """get_*_info and delete_*."""
 
     async def test_snapshot_info_and_delete(self, start_service, connect, roots):
-        """Info has created_time; delete removes the file and the entry; a second delete is -32010."""
+        """Info has created_time; delete removes file and entry; deleting again is -32010."""
         path = _put(roots["snapshots"], "camera0", "shot.jpg", size=1234)
         svc = await start_service()
         client = await connect(svc, "operator")

@@ -200,7 +200,7 @@ class TestFailures:
         assert not list((Path(svc.app.config.snapshots.path)).glob("*/never*"))
 
     async def test_unplug_mid_snapshot(self, cams, start_cameras_service, connect):
-        """Unplugged while waiting for a frame: capture_failed, and the camera turns DISCONNECTED."""
+        """Unplugged while waiting for a frame: capture_failed; the camera turns DISCONNECTED."""
         cam = cams(0, manual_clock=True)
         svc = await start_cameras_service()
         client = await connect(svc, "operator")
