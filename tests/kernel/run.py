@@ -186,23 +186,65 @@ def extract_kernel(deb: Path, release: str, dest: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _cached_kernels(cache: Path) -> list[Path]:
+    """Complete kernel folders in the cache, oldest first."""
+    done = (p for p in cache.glob("linux-image-*") if (p / "modules.order").is_file())
+    return sorted(done, key=lambda p: p.stat().st_mtime)
+
+
+def _download(package: str, version: str, release: str, dest: Path) -> None:
+    """apt-get download package=version and keep what the guest needs in dest."""
+    log(f"downloading {package} {version}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # As root, apt's _apt user could not write into the cache: download as root.
+    sandbox = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
+    with tempfile.TemporaryDirectory(prefix="camsvc-deb-", dir=dest.parent) as tmp:
+        subprocess.run(
+            ["apt-get", "download", "-q", *sandbox, f"{package}={version}"],
+            cwd=tmp,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        debs = list(Path(tmp).glob("*.deb"))
+        if len(debs) != 1:
+            raise RuntimeError(f"apt-get download left {debs}")
+        extract_kernel(debs[0], release, dest)
+
+
 def ensure_kernel(cache: Path) -> Path:
     """Return the cache folder holding vmlinuz and modules of the newest Debian kernel."""
-    found = newest_kernel()
-    if found is None:
-        cached = sorted(
-            (p for p in cache.glob("linux-image-*") if (p / "modules.order").is_file()),
-            key=lambda p: p.stat().st_mtime,
-        )
-        if not cached:
-            raise SystemExit("kernel-lane: apt offers no linux-image-6.1.0-*-amd64 package")
-        log(f"apt offers no kernel; using the cached {cached[-1].name}")
-        return cached[-1]
-    package, version, release = found
-    dest = cache / f"{package}_{version}"
-    if (dest / "modules.order").is_file():
-        log(f"kernel {package} {version} (cached)")
+    for attempt in (1, 2):
+        found = newest_kernel()
+        if found is None:
+            break
+        package, version, release = found
+        dest = cache / f"{package}_{version}"
+        if (dest / "modules.order").is_file():
+            log(f"kernel {package} {version} (cached)")
+            return dest
+        try:
+            _download(package, version, release, dest)
+        except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
+            log(f"download failed: {exc}")
+            if attempt == 1 and os.geteuid() == 0:
+                log("apt's lists may be stale: apt-get update, then try again")
+                subprocess.run(["apt-get", "update", "-qq"], check=False)
+            continue
+        # Keep the cache small: older kernels are not used again.
+        for old in _cached_kernels(cache):
+            if old != dest:
+                shutil.rmtree(old, ignore_errors=True)
+                for initrd in cache.glob(f"initrd-{old.name}-*.gz"):
+                    initrd.unlink()
         return dest
+    cached = _cached_kernels(cache)
+    if not cached:
+        raise SystemExit(
+            "kernel-lane: cannot get a linux-image-6.1.0-*-amd64 package from apt "
+            "(is the Debian archive reachable? is this Debian 12?)"
+        )
+    log(f"using the cached {cached[-1].name}: apt gave no newer kernel")
+    return cached[-1]
     log(f"downloading {package} {version}")
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="camsvc-deb-", dir=cache) as tmp:
