@@ -19,6 +19,7 @@ from camsvc import __version__
 from camsvc.api.cameras import CamerasApi
 from camsvc.api.events import EventsApi
 from camsvc.api.media import MediaApi
+from camsvc.api.retention import RetentionApi
 from camsvc.api.session import SessionApi
 from camsvc.api.system import SystemApi
 from camsvc.auth.keys import KeyStore
@@ -28,6 +29,7 @@ from camsvc.config import Config
 from camsvc.events import EventBus
 from camsvc.media.catalog import Catalog
 from camsvc.media.library import MediaLibrary
+from camsvc.media.retention import Retention
 from camsvc.media.snapshots import Snapshots, remove_stale_temporaries
 from camsvc.media.storage import StorageWatch
 from camsvc.observability.health import ComponentHealth, HealthMonitor
@@ -96,6 +98,7 @@ class App:
             {"snapshot": Path(config.snapshots.path), "recording": Path(config.recording.path)},
             self.storage,
         )
+        self.retention = Retention(config.retention_policy, self.catalog, self.library)
         self.snapshots = Snapshots(
             config.snapshots, self.cameras, self.catalog, self.storage, self.bus
         )
@@ -108,6 +111,7 @@ class App:
         MediaApi(self.snapshots, self.library, config.recording.default_page_size).register(
             self.registry
         )
+        RetentionApi(self.retention).register(self.registry)
         self.dispatcher = Dispatcher(
             self.registry,
             self.authenticator,
@@ -180,6 +184,8 @@ class App:
             # Listeners come up at once; get_camera_list answers what is known meanwhile.
             root.start_soon(self.cameras.run)
             root.start_soon(self.library.run)
+            root.start_soon(self.retention.run)
+            root.start_soon(self.health.watch, self.bus.publish)
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as listeners:
                     main = await listeners.start(

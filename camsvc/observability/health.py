@@ -11,11 +11,13 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
+import trio
 
 from camsvc import __version__
 from camsvc.timefmt import utc_timestamp
 
 __all__ = [
+    "WATCH_INTERVAL_S",
     "ComponentHealth",
     "HealthMonitor",
     "HealthReport",
@@ -67,6 +69,24 @@ def overall_status(components: list[ComponentHealth]) -> Status:
 
 
 Check = Callable[[], ComponentHealth]
+# How often component states are re-checked for `system.health` change events.
+WATCH_INTERVAL_S = 2.0
+
+
+class SystemHealth(msgspec.Struct, frozen=True):
+    """Data of the `system.health` topic."""
+
+    status: Status
+    components: dict[str, Status]
+
+
+class Startup(msgspec.Struct, frozen=True):
+    """Data of the `system.startup` topic."""
+
+    version: str
+    startup_time: str
+
+
 _STATUSES = ("healthy", "degraded", "unhealthy")
 
 
@@ -163,6 +183,32 @@ class HealthMonitor:
             if c.name == "mediamtx" and c.status == "unhealthy":
                 return False, "partial", "Waiting for MediaMTX"
         return True, "ready", "System is ready"
+
+    # -- change events ----------------------------------------------------------------
+
+    async def watch(
+        self,
+        publish: Callable[[str, msgspec.Struct], None],
+        interval_s: float = WATCH_INTERVAL_S,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Publish `system.health` whenever the overall or a component status changes, and
+        `system.startup` once, the first time the service is ready."""
+        last: SystemHealth | None = None
+        started = False
+        task_status.started()
+        while True:
+            report = self.report()
+            current = SystemHealth(report.status, {c.name: c.status for c in report.components})
+            if current != last:
+                if last is not None:
+                    publish("system.health", current)
+                last = current
+            if not started and self.readiness()[0]:
+                started = True
+                publish("system.startup", Startup(__version__, utc_timestamp(self.started_at)))
+            await trio.sleep(interval_s)
 
     # -- HTTP bodies (API.md §10.1) -----------------------------------------------------
 

@@ -11,19 +11,27 @@ ROLES = [None, "viewer", "operator", "admin"]
 
 
 def _methods() -> list[tuple[str, Role]]:
+    """Every registered method and its role, from an App built on throw-away paths."""
+    import tempfile
+
     from camsvc.config import config_from_dict
 
-    app = App(
-        config_from_dict(
-            {
-                "security": {
-                    "jwt_secret_key": "registry-only",
-                    "api_keys_path": "/nonexistent/k.json",
+    with tempfile.TemporaryDirectory() as tmp:
+        app = App(
+            config_from_dict(
+                {
+                    "security": {
+                        "jwt_secret_key": "registry-only",
+                        "api_keys_path": f"{tmp}/k.json",
+                    },
+                    "storage": {"db_path": f"{tmp}/camsvc.db"},
+                    "snapshots": {"path": f"{tmp}/s"},
+                    "recording": {"path": f"{tmp}/r"},
                 }
-            }
+            )
         )
-    )
-    return [(spec.name, spec.role) for spec in app.registry]
+        app.catalog.close()
+        return [(spec.name, spec.role) for spec in app.registry]
 
 
 # The expected minimum role per method, from API.md §7; every registered method must appear.
