@@ -38,7 +38,7 @@ class TestPolicies:
     """age, size, manual, disabled."""
 
     async def test_disabled_by_default(self, media, service, connect):
-        """cleanup_old_files with the policy disabled is a result, not an error, and deletes nothing."""
+        """Disabled: cleanup_old_files answers a result (not an error) and deletes nothing."""
         client = await connect(service, "admin")
         r = await client.call("cleanup_old_files")
         assert r == {
