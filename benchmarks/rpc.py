@@ -50,6 +50,7 @@ SECTION = "RPC (issue 2)"
 HOST = "127.0.0.1"
 SECRET = "bench-rpc-secret-" + "x" * 32
 CONNECTIONS = (1, 10, 100, 1000)
+DEFAULT_MAX_OTHER = 30.0
 
 
 class Machine(msgspec.Struct, kw_only=True):
@@ -73,6 +74,9 @@ class Summary(msgspec.Struct, kw_only=True):
     contended: int  # attempts left out (or, when all were contended, kept) as contended
     rps: float
     rps_runs: list[float]
+    # req/s per core of server CPU actually used: the server's capacity, little moved by
+    # other work on the machine (the server is one thread, so at most one core)
+    per_cpu_s: float
     p50_ms: float
     p95_ms: float
     p99_ms: float
@@ -278,9 +282,12 @@ class Generator:
         self.tries = tries
         self.budget_left = budget_s  # seconds of waiting and retrying allowed in all
 
-    def run(self, scenario: str, port: int, pid: int, label: str, **opts: object) -> RunResult:
+    def run(
+        self, scenario: str, port: int, pid: int, label: str, retry: bool = True, **opts: object
+    ) -> RunResult:
         """One measured run, retried while contended and the budget lasts; the last attempt."""
-        for attempt in range(1, self.tries + 1):
+        tries = self.tries if retry else 1
+        for attempt in range(1, tries + 1):
             if self.quiet_s > 0 and self.budget_left > 0:
                 t0 = time.monotonic()
                 wait_quiet(min(self.quiet_s, self.budget_left))
@@ -291,7 +298,7 @@ class Generator:
             self._log.append(result)
             if self._verbose:
                 print(f"  {_brief(result)}", flush=True)
-            if not result.contended or attempt == self.tries or self.budget_left <= 0:
+            if not result.contended or attempt == tries or self.budget_left <= 0:
                 return result
             self.budget_left -= time.monotonic() - t0
         return result
@@ -509,7 +516,14 @@ def profile_server(
 
 
 def _median(values: list[float]) -> float:
+    """Median of the values that are numbers (NaN when none is)."""
+    values = [v for v in values if v == v]
     return round(statistics.median(values), 3) if values else float("nan")
+
+
+def _per_cpu(r: RunResult) -> float:
+    cpu = (r.server_cpu_pct or 0.0) / 100
+    return r.rps / cpu if cpu > 0.05 else float("nan")
 
 
 def summarise(runs: list[RunResult]) -> list[Summary]:
@@ -532,6 +546,7 @@ def summarise(runs: list[RunResult]) -> list[Summary]:
                 contended=len(every) - len(clean),
                 rps=_median([r.rps for r in rs]),
                 rps_runs=[r.rps for r in rs],
+                per_cpu_s=_median([_per_cpu(r) for r in rs]),
                 p50_ms=_median([x.p50_ms for x in lats]),
                 p95_ms=_median([x.p95_ms for x in lats]),
                 p99_ms=_median([x.p99_ms for x in lats]),
@@ -565,7 +580,8 @@ def checks(
             Check(
                 name="ping req/s, 100 connections (full stack)",
                 target=">= 10000",
-                measured=f"{full.rps:.0f}",
+                measured=f"{full.rps:.0f} (server CPU {full.server_cpu_pct:.0f}%; "
+                f"{full.per_cpu_s:.0f} per server CPU-second)",
                 ok=full.rps >= 10000,
             )
         )
@@ -609,11 +625,12 @@ def checks(
             )
         )
     ratio = round(full.rps / echo.rps, 3) if full and echo and echo.rps else float("nan")
+    per_cpu = full.per_cpu_s / echo.per_cpu_s if full and echo and echo.per_cpu_s else 0.0
     out.append(
         Check(
             name="throughput ratio camsvc / bare echo, 100 connections",
             target=">= 0.7 (aim)",
-            measured=f"{ratio:.2f}",
+            measured=f"{ratio:.2f} (per server CPU-second {per_cpu:.2f})",
             ok=ratio >= 0.7,
         )
     )
@@ -667,7 +684,8 @@ def render(report: Report) -> str:
         "everything else on the machine (other work sharing the 2 cores). A run with `other` "
         "above the `max_other` setting is contended: it is retried while the retry budget "
         "lasts and left out of the medians when an uncontended run exists (`contended` counts "
-        "those attempts).",
+        "those attempts). `req per server CPU-s` divides req/s by the server's CPU share: the "
+        "server's capacity on one core, which other work on the machine moves much less.",
         "",
         _table(
             [
@@ -676,6 +694,7 @@ def render(report: Report) -> str:
                 "window",
                 "req/s",
                 "runs (req/s)",
+                "req per server CPU-s",
                 "p50 ms",
                 "p95 ms",
                 "p99 ms",
@@ -693,6 +712,7 @@ def render(report: Report) -> str:
                     str(s.window),
                     f"{s.rps:.0f}",
                     ", ".join(f"{x:.0f}" for x in s.rps_runs),
+                    f"{s.per_cpu_s:.0f}",
                     f"{s.p50_ms:.2f}",
                     f"{s.p95_ms:.2f}",
                     f"{s.p99_ms:.2f}",
@@ -789,10 +809,7 @@ def render(report: Report) -> str:
             "Self time is where the sample's innermost Python frame was; time in a system call "
             "counts to the Python function that made it.",
             "",
-            _table(
-                ["layer", "self %", "on stack %"],
-                [[h.name, f"{h.self_pct}", f"{h.total_pct}"] for h in pr.layers],
-            ),
+            _table(["layer", "self %"], [[h.name, f"{h.self_pct}"] for h in pr.layers]),
             "",
             _table(
                 ["function", "self %", "on stack %"],
@@ -849,6 +866,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connect-samples", type=int, default=200)
     p.add_argument("--quick", action="store_true", help="1 rep, 1 s runs: a smoke test")
     p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the servers and generators at this niceness (negative needs root): "
+        "shields the figures from other work on a shared machine",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="also sample the server with py-spy (if installed) at 100 connections",
@@ -863,13 +887,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--max-other",
         type=float,
-        default=30.0,
+        default=DEFAULT_MAX_OTHER,
         help="a run where other processes used more CPU (%% of a core) is retried",
     )
     p.add_argument(
         "--retry-budget",
         type=float,
-        default=75.0,
+        default=60.0,
         help="seconds that waiting for quiet and retrying may add in all",
     )
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
@@ -882,6 +906,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.reps, args.duration, args.open_duration = 1, 1.0, 2.0
     raise_nofile_limit()
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if args.nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every child
+            niceness = args.nice
+            if niceness < 0 and args.max_other == DEFAULT_MAX_OTHER:
+                # Other work now only gets what the benchmark leaves: it no longer skews runs.
+                args.max_other = 200.0 * (os.cpu_count() or 1)
+        except OSError as exc:
+            print(f"--nice {args.nice}: {exc}; running at {niceness}", flush=True)
     started = time.monotonic()
     now = dt.datetime.now(dt.UTC)
     mach = machine()
@@ -925,6 +959,18 @@ def main(argv: list[str] | None = None) -> int:
             echo_idle_rss = rss_mb(echo.pid)
             print(f"idle RSS camsvc {idle_rss} MiB, echo {echo_idle_rss} MiB", flush=True)
 
+            print("idle connections", flush=True)
+            idle = gen.run(
+                "idle",
+                port,
+                server.pid,
+                "camsvc",
+                connections=args.idle_connections,
+                parallel=50,
+                duration=2.0,
+                retry=False,  # a second attempt would find the memory the first one left
+            )
+
             print("connect + authenticate", flush=True)
             connect_seq = [
                 gen.run(
@@ -948,17 +994,6 @@ def main(argv: list[str] | None = None) -> int:
                     parallel=50,
                 ),
             ]
-
-            print("idle connections", flush=True)
-            idle = gen.run(
-                "idle",
-                port,
-                server.pid,
-                "camsvc",
-                connections=args.idle_connections,
-                parallel=50,
-                duration=2.0,
-            )
 
             print("closed loop", flush=True)
             targets = [("camsvc", port, server.pid), ("echo", echo_port, echo.pid)]
@@ -1037,6 +1072,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_connections": "4000",
             "logging": "warning",
             "max_other_pct": str(args.max_other),
+            "niceness": str(niceness),
         },
         idle_rss_mb=idle_rss,
         echo_idle_rss_mb=echo_idle_rss,
