@@ -44,6 +44,8 @@ DQBUF = _ioc(3, 17, 88)
 STREAMON = _ioc(1, 18, 4)
 STREAMOFF = _ioc(1, 19, 4)
 ENUM_FRAMESIZES = _ioc(3, 74, 44)
+G_PARM = _ioc(3, 21, 204)
+S_PARM = _ioc(3, 22, 204)
 
 
 def fourcc(text: str) -> int:
@@ -62,6 +64,25 @@ def set_fmt(fd: int, width: int, height: int, pixfmt: str) -> tuple[int, int, st
     fcntl.ioctl(fd, S_FMT, buf)
     w, h, pf, _field, _bpl, size = struct.unpack_from("<IIIIII", buf, 8)
     return w, h, fourcc_text(pf), size
+
+
+def get_fmt(fd: int) -> tuple[int, int, str]:
+    """G_FMT; return (width, height, fourcc)."""
+    buf = bytearray(208)
+    struct.pack_into("<I", buf, 0, CAPTURE)
+    fcntl.ioctl(fd, G_FMT, buf)
+    w, h, pf = struct.unpack_from("<III", buf, 8)
+    return w, h, fourcc_text(pf)
+
+
+def interval(fd: int, num: int = 0, den: int = 0) -> tuple[int, int]:
+    """S_PARM num/den seconds per frame when given, else G_PARM; return the interval."""
+    buf = bytearray(204)
+    struct.pack_into("<I", buf, 0, CAPTURE)
+    if den:
+        struct.pack_into("<II", buf, 12, num, den)
+    fcntl.ioctl(fd, S_PARM if den else G_PARM, buf)
+    return struct.unpack_from("<II", buf, 12)
 
 
 def formats(fd: int) -> list[str]:
@@ -190,6 +211,35 @@ def test_s_fmt_with_an_unoffered_fourcc_picks_an_offered_format(lane):
         assert pixfmt in offered, "S_FMT never fails on a fourcc: it substitutes one"
     finally:
         os.close(fd)
+
+
+def test_format_persists_across_opens_and_a_replug_restores_the_defaults(lane):
+    node = lane.nodes()[0]
+
+    def read_settings() -> tuple[tuple[int, int, str], tuple[int, int]]:
+        fd = os.open(node, os.O_RDWR)
+        try:
+            return get_fmt(fd), interval(fd)
+        finally:
+            os.close(fd)
+
+    lane.unplug(node)
+    lane.replug(node)
+    defaults = read_settings()
+    fd = os.open(node, os.O_RDWR)
+    try:
+        # Something other than the defaults, in a size every lane offers.
+        set_fmt(fd, 320, 180, "NV12" if defaults[0][2] != "NV12" else "YUYV")
+        chosen = get_fmt(fd)
+        assert chosen != defaults[0]
+        rate = interval(fd, 1, 10)
+    finally:
+        os.close(fd)
+    # The device keeps its format and interval when nobody has it open.
+    assert read_settings() == (chosen, rate)
+    lane.unplug(node)
+    lane.replug(node)
+    assert read_settings() == defaults, "a replugged device starts from its defaults"
 
 
 def test_format_changes_are_refused_with_ebusy_while_streaming(lane):
