@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import sys
@@ -60,9 +61,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
     from camsvc.app import App
+    from camsvc.emulator.demo import DEMO_DIR_ENV, demo_environment, remove_demo_dir
 
+    if args.demo and not os.environ.get(DEMO_DIR_ENV):
+        # The emulated device must be preloaded before the process starts: run again in it.
+        env = demo_environment()
+        os.execve(sys.executable, [sys.executable, "-m", "camsvc", *sys.argv[1:]], env)
     config = _load(args)
     configure_logging(config.logging.level, config.logging.format)
+    demo_dir = os.environ.get(DEMO_DIR_ENV) if args.demo else None
+    if demo_dir:
+        log.warning(
+            "demo_mode",
+            message="serving two EMULATED cameras (no real device is used)",
+            device_dir=demo_dir,
+        )
     sec = config.security
     if not sec.jwt_secret_key and not sec.auth_disabled:
         print(
@@ -79,7 +92,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log.warning("weak_jwt_secret", message="the JWT secret is shorter than 32 bytes")
     old, new = raise_nofile_limit()
     log.info("nofile_limit", soft_before=old, soft=new, hard=new)
-    trio.run(App(config).run)
+    try:
+        trio.run(App(config).run)
+    finally:
+        if demo_dir:
+            remove_demo_dir(demo_dir)
     return 0
 
 
@@ -141,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = sub.add_parser("serve", help="run the service in the foreground")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="serve two emulated cameras from a private device directory (no hardware needed)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     token = sub.add_parser("token", help="mint a JWT signed with the configured secret")

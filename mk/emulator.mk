@@ -1,10 +1,11 @@
-# The emulated V4L2 device for host tests (tests/emulator/): an LD_PRELOAD library.
-# tests/emulator/control.py builds it on demand too; this target is for humans and CI.
+# The emulated V4L2 device (csrc/emulator/), an LD_PRELOAD library. pip install builds it into
+# the package (camsvc/emulator/_preload*.so); these targets build it by hand and under ASan.
 
 EMU_DIR := tests/emulator
+EMU_SRC_DIR := csrc/emulator
 EMU_SO := $(EMU_DIR)/build/libcamsvc_emu.so
-EMU_SRC := $(wildcard $(EMU_DIR)/src/*.c)
-EMU_HDR := $(wildcard $(EMU_DIR)/src/*.h)
+EMU_SRC := $(wildcard $(EMU_SRC_DIR)/*.c)
+EMU_HDR := $(wildcard $(EMU_SRC_DIR)/*.h)
 EMU_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration
 EMU_LDLIBS := -ldl -lpthread -lturbojpeg

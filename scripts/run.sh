@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: start camsvc in the foreground. With no ./camsvc.yaml and no $CAMSVC_CONFIG,
 # it writes a local development config once (.cache/run/camsvc.yaml: a random JWT secret,
-# state under .cache/run/) so the service starts on any machine without root paths.
+# state under .cache/run/) so the service starts on any machine without root paths. On a
+# machine with no camera at all it runs the demo (`camsvc serve --demo`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,5 +30,10 @@ YAML
     fi
     echo "make run: using $CAMSVC_CONFIG"
     echo "make run: an admin token: CAMSVC_CONFIG=$CAMSVC_CONFIG .venv/bin/camsvc token --role admin"
+fi
+# Demo mode only when this machine has no V4L2 node at all: never in place of real cameras.
+if ! compgen -G "/dev/video[0-9]*" >/dev/null; then
+    echo "make run: no /dev/video* on this machine: starting in demo mode (two emulated cameras)"
+    set -- --demo "$@"
 fi
 exec .venv/bin/camsvc serve "$@"

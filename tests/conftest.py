@@ -33,7 +33,10 @@ DEVICE_DIR_VAR = "CAMSVC_TEST_DEVICE_DIR"
 def emulator_preloaded() -> bool:
     """Whether this process runs with the emulated device (or its ASan build) preloaded."""
     preload = os.environ.get("LD_PRELOAD", "")
-    return os.environ.get(EMULATOR_MARKER) == "1" and "libcamsvc_emu" in preload
+    # The packaged build (camsvc/emulator/_preload*.so) or the ASan one from mk/emulator.mk.
+    return os.environ.get(EMULATOR_MARKER) == "1" and (
+        "camsvc/emulator/_preload" in preload or "libcamsvc_emu" in preload
+    )
 
 
 def reexec_with_emulator(config: pytest.Config) -> None:

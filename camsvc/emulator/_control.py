@@ -1,8 +1,8 @@
-"""Test-side control of the emulated V4L2 device (the LD_PRELOAD library in ``src/``).
+"""Control of the emulated V4L2 device (the LD_PRELOAD library built from ``csrc/emulator/``).
 
 A node is a regular file ``videoN`` in the directory named by ``CAMSVC_EMU_DIR``; its
 first bytes are a control page that every process opening the node maps (see
-``src/emu.h``, ``struct emu_ctl``). This module writes that page: plug/unplug create
+``csrc/emulator/emu.h``, ``struct emu_ctl``). This module writes that page: plug/unplug create
 and delete the file, faults and manual-clock ticks are small ``pwrite``s that the
 library sees at once and that wake its producer thread through inotify. The writes go
 through a hard link, ``.videoN.ctl``: in a preloaded process opening ``videoN`` itself
@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
 from pathlib import Path
 from typing import Final, Literal
 
 from PIL import Image, ImageStat
 
-__all__ = ["FAULTS", "EmulatedCamera", "decode_sequence", "emulator_library"]
-
-_HERE: Final = Path(__file__).resolve().parent
-_ROOT: Final = _HERE.parent.parent
-_LIBRARY: Final = _HERE / "build" / "libcamsvc_emu.so"
+__all__ = ["FAULTS", "EmulatedCamera", "decode_sequence", "library_path"]
 
 # struct emu_ctl (src/emu.h): u32 fields at these offsets, little-endian.
 _MAGIC: Final = 0x554D4543
@@ -49,36 +44,21 @@ FAULTS: Final[dict[str | None, int]] = {
 }
 _KINDS: Final = {"capture": 0, "metadata": 1}
 
-# The sequence band of the test pattern (src/pattern.c).
+# The sequence band of the test pattern (csrc/emulator/pattern.c).
 _CELLS: Final = 16
 _BAND_DIV: Final = 12
 _CHECK_XOR: Final = 0xA5A5
 
 
-def _sources() -> list[Path]:
-    return [*(_HERE / "src").glob("*.[ch]"), _ROOT / "mk" / "emulator.mk"]
+def library_path() -> Path:
+    """The emulator's shared library, built into the package by `pip install`."""
+    import camsvc.emulator
 
-
-def emulator_library() -> Path:
-    """Return the emulator's shared library, building it first if it is stale."""
-    if _LIBRARY.exists():
-        built = _LIBRARY.stat().st_mtime
-        if all(src.stat().st_mtime <= built for src in _sources()):
-            return _LIBRARY
-    subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "-s",
-            "-C",
-            str(_ROOT),
-            "-f",
-            "mk/emulator.mk",
-            "emulator",
-        ],
-        check=True,
-    )
-    return _LIBRARY
+    here = Path(camsvc.emulator.__file__).resolve().parent
+    found = sorted(here.glob("_preload*.so"))
+    if not found:
+        raise FileNotFoundError(f"no emulator library in {here}: run `make install`")
+    return found[0]
 
 
 class EmulatedCamera:

@@ -16,9 +16,10 @@ def _device_id(path) -> str:
 
 
 async def _until(predicate, timeout_s: float = 30) -> None:
+    """Wait (bounded) until predicate() holds, re-checking whenever the service goes idle."""
     with trio.fail_after(timeout_s):
         while not predicate():
-            await trio.sleep(0.05)  # real devices: poll the registry, bounded by the timeout
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
 
 
 async def test_discovery_and_status(lane, start_service, connect):

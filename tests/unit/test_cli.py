@@ -17,6 +17,8 @@ import pytest
 import trio
 import trio_websocket
 
+from camsvc.auth import Role, mint_token
+
 SECRET = "cli-test-secret-0123456789abcdef012345"
 
 
@@ -182,3 +184,65 @@ def test_log_redaction():
     line = json.loads(buf.getvalue())
     assert line["token"] == line["auth_token"] == line["api_key"] == "***"
     assert line["user"] == "bob"
+
+
+def _start(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], int]:
+    port, health = _free_port(), _free_port()
+    env = {
+        **env,
+        "CAMERA_SERVICE_SERVER_PORT": str(port),
+        "CAMERA_SERVICE_HEALTH_PORT": str(health),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "camsvc", "serve", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, port
+
+
+async def _camera_list(url: str) -> dict:
+    with trio.fail_after(20):
+        async with trio_websocket.open_websocket_url(url) as ws:
+            token = mint_token(SECRET, "t", Role.VIEWER, 60)
+            auth = {
+                "jsonrpc": "2.0",
+                "method": "authenticate",
+                "params": {"auth_token": token},
+                "id": 1,
+            }
+            await ws.send_message(json.dumps(auth))
+            await ws.get_message()
+            while True:
+                await ws.send_message('{"jsonrpc": "2.0", "method": "get_camera_list", "id": 2}')
+                while "id" not in (reply := json.loads(await ws.get_message())):
+                    pass
+                if reply["result"]["connected"] == 2:
+                    return reply["result"]
+                await trio.sleep(0.1)  # the first scan of the demo devices is still running
+
+
+def test_serve_demo_lists_two_cameras(env):
+    """`camsvc serve --demo` says so in its first lines and lists two CONNECTED cameras."""
+    proc, port = _start(env, "--demo")
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not any("listening" in line for line in lines):
+            assert time.monotonic() < deadline, "service did not start"
+            line = proc.stderr.readline()
+            assert line, "service exited early: " + "".join(lines)
+            lines.append(line)
+        assert json.loads(lines[0])["event"] == "demo_mode"
+        result = trio.run(_camera_list, f"ws://127.0.0.1:{port}/ws")
+        assert [c["device"] for c in result["cameras"]] == ["camera0", "camera1"]
+        assert {c["status"] for c in result["cameras"]} == {"CONNECTED"}
+        assert result["cameras"][0]["name"] == "Demo Camera 0"
+        demo_dir = json.loads(lines[0])["device_dir"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert not Path(demo_dir).exists()
+    finally:
+        proc.kill()
