@@ -35,6 +35,7 @@ from camsvc.media.storage import StorageWatch
 from camsvc.observability.health import ComponentHealth, HealthMonitor
 from camsvc.rpc.dispatch import Dispatcher
 from camsvc.rpc.registry import Registry
+from camsvc.server.files import add_file_routes
 from camsvc.server.http import Router, serve_http_connection
 from camsvc.server.routes import add_health_routes
 from camsvc.server.websocket import ConnectionTable
@@ -176,6 +177,7 @@ class App:
             log.info("removed_stale_temporaries", count=stale)
         main_router = Router()
         add_health_routes(main_router, self.health)
+        add_file_routes(main_router, self.library, self.authenticator)
         health_router = Router()
         add_health_routes(health_router, self.health)
         async with trio.open_nursery() as root:

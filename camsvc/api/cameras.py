@@ -105,6 +105,10 @@ class SystemStatus(msgspec.Struct, frozen=True):
     discovery_active: bool
 
 
+# Host headers remembered by the get_camera_list cache (a bound, not a tuning knob).
+_LIST_CACHE_HOSTS = 64
+
+
 def _resolutions(modes: list[Mode]) -> list[str]:
     sizes = sorted(
         {(m.width, m.height) for m in modes}, key=lambda s: (s[0] * s[1], s[0]), reverse=True
@@ -125,9 +129,11 @@ class CamerasApi:
         self._cameras = cameras
         self._mediamtx = mediamtx
         self._health = health
+        self._list_cache: dict[str, tuple[tuple[object, ...], msgspec.Raw]] = {}
 
     def register(self, registry: Registry) -> None:
         """Add this group's methods to `registry`."""
+        # The handler returns the encoded CameraList (cached); the schema is CameraList's.
         registry.add("get_camera_list", self.get_camera_list, result=CameraList)
         registry.add(
             "get_camera_status", self.get_camera_status, params=DeviceParams, result=CameraStatus
@@ -160,10 +166,19 @@ class CamerasApi:
             raise NotFound("camera", f"no camera {device}")
         return entry
 
-    def get_camera_list(self, conn: RpcConnection, params: NoParams) -> CameraList:
+    def get_camera_list(self, conn: RpcConnection, params: NoParams) -> msgspec.Raw:
         """CONNECTED and ERROR cameras, and recently DISCONNECTED ones, by device number."""
-        views = [self.view(e, conn.host) for e in self._cameras.entries()]
-        return CameraList(views, len(views), sum(v.status == "CONNECTED" for v in views))
+        # A hot method: the encoded list is reused until a camera changes (per Host header).
+        key = (conn.host, self._cameras.state_key())
+        cached = self._list_cache.get(conn.host)
+        if cached is None or cached[0] != key:
+            views = [self.view(e, conn.host) for e in self._cameras.entries()]
+            result = CameraList(views, len(views), sum(v.status == "CONNECTED" for v in views))
+            cached = (key, msgspec.Raw(msgspec.json.encode(result)))
+            if len(self._list_cache) >= _LIST_CACHE_HOSTS:
+                self._list_cache.clear()
+            self._list_cache[conn.host] = cached
+        return cached[1]
 
     def get_camera_status(self, conn: RpcConnection, params: DeviceParams) -> CameraStatus:
         """One camera with live metrics and its capabilities."""

@@ -131,6 +131,8 @@ class CameraRegistry:
         self.scanned = trio.Event()  # set once the first scan is complete
         self.scanning = False
         self.failed: str | None = None
+        # Bumped on every change to what the camera methods show; lets them cache replies.
+        self.version = 0
 
     # -- queries ----------------------------------------------------------------------
 
@@ -157,6 +159,16 @@ class CameraRegistry:
     def entries(self) -> list[CameraEntry]:
         """Listed cameras by device number."""
         return [e for _, e in sorted(self._entries.items()) if self._listed(e)]
+
+    def state_key(self) -> tuple[object, ...]:
+        """Changes whenever a listed camera's visible state may have changed."""
+        return (
+            self.version,
+            *(
+                (e.number, e.status, e.supervisor is not None and e.supervisor.running)
+                for e in self.entries()
+            ),
+        )
 
     def connected(self) -> list[CameraEntry]:
         """CONNECTED cameras by device number."""
@@ -297,6 +309,7 @@ class CameraRegistry:
         self._changed(entry, old)
 
     def _changed(self, entry: CameraEntry, old: Status) -> None:
+        self.version += 1  # anything listed may differ (name, mode, error): caches refresh
         if old == entry.status:
             return
         self._bus.publish(

@@ -2,26 +2,40 @@
 
 One task per TCP connection reads request heads (bounded by `read_timeout`), answers routes,
 and when a request asks to upgrade on the WebSocket path, hands the connection, with the
-bytes already read, to the WebSocket side.
+bytes already read, to the WebSocket side. A response body is either bytes in memory or a
+slice of a file, which is streamed in `FILE_CHUNK_BYTES` chunks and never held whole.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import h11
 import msgspec
 import structlog
 import trio
 
-__all__ = ["HttpRequest", "HttpResponse", "Router", "json_response", "serve_http_connection"]
+__all__ = [
+    "FileBody",
+    "HttpRequest",
+    "HttpResponse",
+    "Route",
+    "Router",
+    "error_response",
+    "json_response",
+    "serve_http_connection",
+]
 
 log = structlog.get_logger("camsvc.http")
 
 MAX_HEAD_BYTES = 16384
+#: Bytes read from a file and written to the socket at a time when streaming a FileBody.
+FILE_CHUNK_BYTES: Final = 256 * 1024
 
 
 class HttpRequest(msgspec.Struct, frozen=True):
@@ -33,12 +47,24 @@ class HttpRequest(msgspec.Struct, frozen=True):
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
 
 
+class FileBody(msgspec.Struct, frozen=True):
+    """`length` bytes of the file at `path` from `offset`: a body streamed from disk."""
+
+    path: Path
+    offset: int
+    length: int
+
+
 class HttpResponse(msgspec.Struct):
-    """A complete response; `body` is omitted on the wire for HEAD."""
+    """A response; the body is `file` when set, else `body`. Omitted on the wire for HEAD.
+
+    `Content-Length` is added by the sender (`file.length` or `len(body)`), except on 304.
+    """
 
     status: int
     body: bytes = b""
     headers: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    file: FileBody | None = None
 
 
 _json = msgspec.json.Encoder()
@@ -208,18 +234,61 @@ async def _route(router: Router, req: HttpRequest, ws_path: str | None) -> HttpR
 async def _send_response(
     stream: trio.abc.Stream, conn: h11.Connection, req: HttpRequest, resp: HttpResponse
 ) -> bool:
+    """Send `resp`; False when the connection must close afterwards."""
+    if resp.file is not None and req.method != "HEAD" and resp.status != 304:
+        return await _send_file_response(stream, conn, req, resp, resp.file)
+    await stream.send_all(_head(conn, resp) + _body_and_end(conn, req, resp))
+    return conn.our_state is not h11.MUST_CLOSE
+
+
+def _head(conn: h11.Connection, resp: HttpResponse) -> bytes:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
-    headers.append((b"Content-Length", str(len(resp.body)).encode()))
-    out = (
-        conn.send(
-            h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status))
-        )
-        or b""
-    )
-    if req.method != "HEAD" and resp.body:
+    if resp.status != 304:  # a 304 may only repeat the 200's length, so it carries none
+        length = resp.file.length if resp.file is not None else len(resp.body)
+        headers.append((b"Content-Length", str(length).encode()))
+    event = h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status))
+    return conn.send(event) or b""
+
+
+def _body_and_end(conn: h11.Connection, req: HttpRequest, resp: HttpResponse) -> bytes:
+    out = b""
+    if req.method != "HEAD" and resp.body and resp.status != 304:
         out += conn.send(h11.Data(data=resp.body)) or b""
-    out += conn.send(h11.EndOfMessage()) or b""
-    await stream.send_all(out)
+    return out + (conn.send(h11.EndOfMessage()) or b"")
+
+
+def _open_nofollow(path: str | bytes, flags: int) -> int:
+    # A file swapped for a symlink after the route looked at it is not followed.
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+async def _send_file_response(
+    stream: trio.abc.Stream,
+    conn: h11.Connection,
+    req: HttpRequest,
+    resp: HttpResponse,
+    body: FileBody,
+) -> bool:
+    """Open the file, then send the head and stream `body` in chunks (h11 counts the bytes)."""
+    try:
+        file = await trio.open_file(body.path, "rb", opener=_open_nofollow)
+    except OSError as exc:
+        log.warning("http_file_open_failed", path=str(body.path), error=exc.strerror)
+        return await _send_response(stream, conn, req, error_response(404, "Not Found"))
+    async with file:
+        await stream.send_all(_head(conn, resp))
+        await file.seek(body.offset)
+        remaining = body.length
+        while remaining > 0:
+            chunk = await file.read(min(FILE_CHUNK_BYTES, remaining))
+            if not chunk:
+                # The file shrank since the head promised its length: closing the
+                # connection is the only honest end (the client sees a short body).
+                log.warning("http_file_truncated", path=str(body.path), missing=remaining)
+                return False
+            remaining -= len(chunk)
+            await stream.send_all(conn.send(h11.Data(data=chunk)) or b"")
+    await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
     return conn.our_state is not h11.MUST_CLOSE
 
 
