@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 from tests.emulator.control import emulator_library  # noqa: E402
 
 # The service fixtures (start_service, connect, ...) for every suite.
-pytest_plugins = ["tests.fixtures.service"]
+pytest_plugins = ["tests.fixtures.service", "tests.fixtures.cameras"]
 
 #: Set in the re-executed run; its presence means "the emulator is preloaded".
 EMULATOR_MARKER = "CAMSVC_EMU_PRELOADED"

@@ -68,17 +68,9 @@ class CapabilitySummary(msgspec.Struct, frozen=True):
     resolutions: list[str]
 
 
-class CameraStatus(msgspec.Struct, frozen=True):
+class CameraStatus(CameraView, frozen=True):
     """The result of `get_camera_status`: a Camera plus metrics and capabilities."""
 
-    device: str
-    status: str
-    name: str
-    resolution: str
-    fps: int
-    streams: Streams
-    recording: bool
-    snapshot_ready: bool
     metrics: CameraMetrics
     capabilities: CapabilitySummary
     error: str | None = None
@@ -195,14 +187,7 @@ class CamerasApi:
             fps_measured=sup.stats.fps(now) if sup else 0.0,
         )
         return CameraStatus(
-            device=v.device,
-            status=v.status,
-            name=v.name,
-            resolution=v.resolution,
-            fps=v.fps,
-            streams=v.streams,
-            recording=v.recording,
-            snapshot_ready=v.snapshot_ready,
+            **msgspec.structs.asdict(v),
             metrics=metrics,
             capabilities=CapabilitySummary(_formats(entry.modes), _resolutions(entry.modes)),
             error=entry.error,
