@@ -51,7 +51,6 @@ SECTION = "RPC (issue 2)"
 HOST = "127.0.0.1"
 SECRET = "bench-rpc-secret-" + "x" * 32
 CONNECTIONS = (1, 10, 100, 1000)
-DEFAULT_MAX_OTHER = 30.0
 
 
 class Machine(msgspec.Struct, kw_only=True):
@@ -902,7 +901,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--max-other",
         type=float,
-        default=DEFAULT_MAX_OTHER,
+        default=30.0,
         help="a run where other processes used more CPU (%% of a core) is retried",
     )
     p.add_argument(
@@ -934,9 +933,6 @@ def main(argv: list[str] | None = None) -> int:
                     Path("/proc/self/autogroup").write_text(str(args.nice))
                     # The group outlives this process (it is the shell's): put it back at exit.
                     atexit.register(_set_autogroup_nice, autogroup_nice)
-            if niceness < 0 and args.max_other == DEFAULT_MAX_OTHER:
-                # Other work now only gets what the benchmark leaves: it no longer skews runs.
-                args.max_other = 200.0 * (os.cpu_count() or 1)
         except OSError as exc:
             print(f"--nice {args.nice}: {exc}; running at {niceness}", flush=True)
     started = time.monotonic()
