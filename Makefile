@@ -5,8 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-# Suites that `make test` runs after the Python tests; fragments in mk/ append to it.
+# Suites that `make test` runs after the Python tests, and benchmarks that `make bench`
+# runs; fragments in mk/ append to both.
 TEST_SUITES :=
+BENCHES := bench-rpc bench-capture
 
 .PHONY: install run test test-py lint bench bench-rpc clean
 
@@ -23,8 +25,6 @@ lint: install
 	$(VENV)/bin/ruff check camsvc tests benchmarks build_ext.py setup.py
 	$(VENV)/bin/ruff format --check camsvc tests benchmarks build_ext.py setup.py
 
-bench: bench-rpc
-
 bench-rpc: install
 	$(PY) -m benchmarks.rpc
 
@@ -33,5 +33,7 @@ clean:
 
 include $(wildcard mk/*.mk)
 
-# Defined after the fragments so that their suites are in TEST_SUITES.
+# Defined after the fragments so that their suites are in TEST_SUITES and BENCHES.
 test: lint test-py $(TEST_SUITES)
+
+bench: $(BENCHES)
