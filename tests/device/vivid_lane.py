@@ -10,7 +10,9 @@ Kernel behaviour this relies on (checked in the guest, see docs/testing.md):
   vivid node at once, and binding it creates them all again;
 - devtmpfs removes and creates the nodes during the sysfs write, before it returns;
 - a node comes back under the same name only if no process still holds the old one open:
-  the kernel frees a minor (and so `videoN`) when its last file descriptor is closed.
+  the kernel frees a minor (and so `videoN`) when its last file descriptor is closed;
+- vivid keeps a device's format and interval across opens; a rebound device starts from
+  its power-on state (640x360 YUYV at 5 fps).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 SYSFS_V4L = Path("/sys/class/video4linux")
 SYSFS_DRIVER = Path("/sys/bus/platform/drivers/vivid")
+SYSFS_PLATFORM = Path("/sys/bus/platform/devices")
 NODE_NAME = re.compile(r"^video(\d+)$")
 VIVID_CAPTURE = re.compile(r"^vivid-\d+-vid-cap$")
 
@@ -30,11 +33,33 @@ class VividLane:
 
     name = "vivid"
 
-    def __init__(self, device_dir: Path = Path("/dev"), timeout: float = 10.0) -> None:
-        """Use the vivid nodes under device_dir; waits for a node give up after timeout s."""
+    def __init__(
+        self, device_dir: Path = Path("/dev"), timeout: float = 10.0, reset: bool = True
+    ) -> None:
+        """Use the vivid nodes under device_dir; waits for a node give up after timeout s.
+
+        With reset (the default), every vivid device is unbound and bound again first, so
+        each test starts, as in the emulator lane, from devices in their power-on state
+        (vivid otherwise keeps the format and interval the previous test set) and with
+        every node present even if an earlier test failed while they were unplugged.
+        """
         self.device_dir = Path(device_dir)
         self.timeout = timeout
         self._unbound: list[str] = []
+        if reset:
+            self.reset()
+
+    def reset(self) -> None:
+        """Unbind and rebind every vivid device; return once all its nodes exist."""
+        platform = sorted(p.name for p in SYSFS_PLATFORM.glob("vivid.*"))
+        for name in platform:
+            if (SYSFS_DRIVER / name).exists():
+                (SYSFS_DRIVER / "unbind").write_text(name)
+        for name in platform:
+            (SYSFS_DRIVER / "bind").write_text(name)
+        self._unbound.clear()
+        expected = int(_read(Path("/sys/module/vivid/parameters/n_devs")) or 1)
+        self._wait(lambda: len(self.nodes()) >= expected, f"{expected} vivid nodes after reset")
 
     def nodes(self) -> list[Path]:
         """Return the vivid video capture nodes, in node-number order."""
