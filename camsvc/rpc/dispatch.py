@@ -133,11 +133,11 @@ class Dispatcher:
             if error is None and spec is not None and spec.is_async:
                 return self._run_async_single(conn, item, spec, start)
             response = self._finish(conn, item, spec, error, start)
-            return None if response is None else codec.encode(response)
+            return None if response is None else self._encode(response)
         if any(self._is_async_call(item) for item in parsed.items):
             return self._run_async_batch(conn, parsed.items, start)
         responses = [r for item in parsed.items if (r := self._answer_sync(conn, item, start))]
-        return codec.encode(responses) if responses else None
+        return self._encode(responses) if responses else None
 
     def _is_async_call(self, item: codec.Item) -> bool:
         if isinstance(item, codec.Invalid):
@@ -157,7 +157,7 @@ class Dispatcher:
         self, conn: RpcConnection, call: codec.Call, spec: MethodSpec, start: float
     ) -> Reply:
         response = await self._finish_async(conn, call, spec, start)
-        return None if response is None else codec.encode(response)
+        return None if response is None else self._encode(response)
 
     async def _run_async_batch(
         self, conn: RpcConnection, items: list[codec.Item], start: float
@@ -175,7 +175,22 @@ class Dispatcher:
                 response = self._finish(conn, item, spec, error, start)
             if response is not None:
                 responses.append(response)
-        return codec.encode(responses) if responses else None
+        return self._encode(responses) if responses else None
+
+    def _encode(self, reply: codec.Response | list[codec.Response]) -> bytes:
+        """Encode a reply; a result that cannot be encoded becomes -32603 (a bug, logged)."""
+        try:
+            return codec.encode(reply)
+        except (TypeError, ValueError, OverflowError):
+            log.exception("rpc_unencodable_result")
+            error = codec.error_body(InternalError("internal_error", "unencodable result"))
+            fixed = [
+                r
+                if r.result is msgspec.UNSET
+                else codec.Response(r.jsonrpc, r.id, error=error, metadata=r.metadata)
+                for r in (reply if isinstance(reply, list) else [reply])
+            ]
+            return codec.encode(fixed if isinstance(reply, list) else fixed[0])
 
     # -- request level ---------------------------------------------------------------
 

@@ -261,6 +261,9 @@ class ConnectionTable:
                 log.debug("ws_open")
                 try:
                     await client.serve()
+                except Exception:
+                    # A bug reached the connection's boundary: it ends this connection only.
+                    log.exception("ws_connection_crashed")
                 finally:
                     del self._open[conn_id]
                     self._bus.detach(conn_id)

@@ -38,6 +38,7 @@ def dispatcher(tmp_path):
         role=Role.NONE,
     )
     reg.add("boom", lambda conn, p: 1 / 0, result=str, role=Role.NONE)
+    reg.add("unencodable", lambda conn, p: object(), result=str, role=Role.NONE)
 
     async def slow(conn, p: NoParams) -> str:
         return "done"
@@ -106,6 +107,18 @@ class TestErrors:
         """Anything else becomes -32603 internal_error."""
         error = call(dispatcher, conn, "boom")["error"]
         assert error["code"] == -32603 and error["data"]["reason"] == "internal_error"
+
+    def test_unencodable_result_is_internal(self, dispatcher, conn):
+        """A handler bug that returns something JSON cannot hold is -32603, not a crash."""
+        assert call(dispatcher, conn, "unencodable")["error"]["code"] == -32603
+        batch = json.dumps(
+            [
+                {"jsonrpc": "2.0", "method": m, "id": i}
+                for i, m in enumerate(["unencodable", "missing"])
+            ]
+        )
+        replies = json.loads(dispatcher.handle(conn, batch))
+        assert [r["error"]["code"] for r in replies] == [-32603, -32010]
 
     def test_async_method_returns_coroutine(self, dispatcher, conn):
         """Async handlers are handed back to the transport to run."""
