@@ -9,7 +9,9 @@ slice of a file, which is streamed in `FILE_CHUNK_BYTES` chunks and never held w
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -257,9 +259,14 @@ def _body_and_end(conn: h11.Connection, req: HttpRequest, resp: HttpResponse) ->
     return out + (conn.send(h11.EndOfMessage()) or b"")
 
 
-def _open_nofollow(path: str | bytes, flags: int) -> int:
-    # A file swapped for a symlink after the route looked at it is not followed.
-    return os.open(path, flags | os.O_NOFOLLOW)
+def _open_regular(path: str | bytes, flags: int) -> int:
+    """Open a regular file only: a path swapped since the route looked at it for a symlink is
+    not followed, and one swapped for a FIFO or device neither blocks nor gets read."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.ENOENT, "not a regular file", path)
+    return fd
 
 
 async def _send_file_response(
@@ -271,7 +278,7 @@ async def _send_file_response(
 ) -> bool:
     """Open the file, then send the head and stream `body` in chunks (h11 counts the bytes)."""
     try:
-        file = await trio.open_file(body.path, "rb", opener=_open_nofollow)
+        file = await trio.open_file(body.path, "rb", opener=_open_regular)
     except OSError as exc:
         log.warning("http_file_open_failed", path=str(body.path), error=exc.strerror)
         return await _send_response(stream, conn, req, error_response(404, "Not Found"))

@@ -15,6 +15,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import h11
 import psutil
 import pytest
 import trio
@@ -31,7 +32,14 @@ from camsvc.server.files import (
     filename_of,
     select_range,
 )
-from camsvc.server.http import FILE_CHUNK_BYTES, Router, serve_http_connection
+from camsvc.server.http import (
+    FILE_CHUNK_BYTES,
+    FileBody,
+    HttpRequest,
+    HttpResponse,
+    Router,
+    serve_http_connection,
+)
 from tests.fixtures.http import HttpConnection, HttpReply, http_request
 from tests.fixtures.service import Service
 
@@ -103,6 +111,24 @@ async def get(
     all_headers = dict(_bearer(svc.token(role)) if role else {})
     all_headers.update(headers or {})
     return await http_request(svc.ports.main, target, method, all_headers, **kw)
+
+
+@pytest.fixture
+def serve_router(nursery: trio.Nursery) -> Callable[[Router], Awaitable[int]]:
+    """Serve a bare Router on a loopback port (for routes outside the App); returns the port."""
+
+    async def serve(router: Router) -> int:
+        listeners = await nursery.start(
+            functools.partial(
+                trio.serve_tcp,
+                functools.partial(serve_http_connection, router=router, read_timeout_s=5),
+                0,
+                host="127.0.0.1",
+            )
+        )
+        return listeners[0].socket.getsockname()[1]
+
+    return serve
 
 
 async def wait_catalogued(svc: Service, kind: Kind, name: str) -> None:
@@ -500,20 +526,12 @@ class TestCredentials:
         assert (await self._status(svc, {})).body == SNAP
         assert (await self._status(svc, {"Authorization": "Bearer junk"})).status == 200
 
-    async def test_role_too_low_403(self, svc, nursery):
+    async def test_role_too_low_403(self, svc, serve_router):
         """A route declaring a higher minimum role answers 403 to a lower one (401 without)."""
         router = Router()
         admin_only = (FileRoute("/files/snapshots/", "snapshot", Role.ADMIN),)
         add_file_routes(router, svc.app.library, svc.app.authenticator, admin_only)
-        listeners = await nursery.start(
-            functools.partial(
-                trio.serve_tcp,
-                functools.partial(serve_http_connection, router=router, read_timeout_s=5),
-                0,
-                host="127.0.0.1",
-            )
-        )
-        port = listeners[0].socket.getsockname()[1]
+        port = await serve_router(router)
         target = "/files/snapshots/cam.jpg"
         for role in ("viewer", "operator"):
             reply = await http_request(port, target, headers=_bearer(svc.token(role)))
@@ -660,3 +678,65 @@ class TestLargeFiles:
                 await trio.testing.wait_all_tasks_blocked(cushion=0.05)
         # The service still serves.
         assert (await get(big, "/files/snapshots/cam.jpg")).status == 200
+
+
+class TestFileSender:
+    """The sender of FileBody responses (camsvc/server/http.py), under a bare route."""
+
+    @staticmethod
+    def _router(body: FileBody) -> Router:
+        async def route(req: HttpRequest) -> HttpResponse:
+            return HttpResponse(200, headers=[("Content-Type", "x/y")], file=body)
+
+        router = Router()
+        router.add("/f", route)
+        return router
+
+    async def test_slice_and_keep_alive(self, tmp_path, serve_router):
+        """Offset and length select the bytes; the connection stays usable afterwards."""
+        path = tmp_path / "data"
+        path.write_bytes(SNAP)
+        port = await serve_router(self._router(FileBody(path, 300, 5000)))
+        conn = await HttpConnection.open(port)
+        try:
+            first = await conn.request("GET", "/f")
+            second = await conn.request("GET", "/f")
+            head = await conn.request("HEAD", "/f")
+        finally:
+            await conn.aclose()
+        assert first.body == second.body == SNAP[300:5300]
+        assert first.headers["content-length"] == head.headers["content-length"] == "5000"
+        assert head.size == 0
+
+    async def test_file_shrunk_closes_connection(self, tmp_path, serve_router):
+        """A file shorter than the promised length ends the connection mid-body."""
+        path = tmp_path / "data"
+        path.write_bytes(SNAP[:1000])
+        port = await serve_router(self._router(FileBody(path, 0, 2000)))
+        conn = await HttpConnection.open(port)
+        try:
+            await conn.send_request("GET", "/f")
+            received = b""
+            with trio.fail_after(10), pytest.raises(h11.RemoteProtocolError):
+                head = await conn.receive_head()
+                while True:  # h11 refuses the EOF before Content-Length is reached
+                    event = await conn.next_event()
+                    assert isinstance(event, h11.Data), event
+                    received += event.data
+        finally:
+            await conn.aclose()
+        assert dict(head.headers)[b"content-length"] == b"2000"
+        assert received == SNAP[:1000]
+
+    @pytest.mark.parametrize("kind", ["fifo", "symlink", "missing"])
+    async def test_not_a_regular_file_404(self, tmp_path, serve_router, kind):
+        """A path that is (by now) a FIFO, a symlink or gone is 404, without blocking."""
+        path = tmp_path / "swapped"
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "symlink":
+            (tmp_path / "target").write_bytes(b"secret")
+            path.symlink_to(tmp_path / "target")
+        port = await serve_router(self._router(FileBody(path, 0, 6)))
+        reply = await http_request(port, "/f")
+        assert (reply.status, reply.body) == (404, b'{"error":"Not Found","status":404}')
