@@ -45,6 +45,10 @@ STREAMON = _ioc(1, 18, 4)
 STREAMOFF = _ioc(1, 19, 4)
 ENUM_FRAMESIZES = _ioc(3, 74, 44)
 G_PARM = _ioc(3, 21, 204)
+G_CTRL = _ioc(3, 27, 8)
+S_CTRL = _ioc(3, 28, 8)
+QUERYCTRL = _ioc(3, 36, 68)
+CID_BRIGHTNESS = 0x00980900
 S_PARM = _ioc(3, 22, 204)
 
 
@@ -83,6 +87,23 @@ def interval(fd: int, num: int = 0, den: int = 0) -> tuple[int, int]:
         struct.pack_into("<II", buf, 12, num, den)
     fcntl.ioctl(fd, S_PARM if den else G_PARM, buf)
     return struct.unpack_from("<II", buf, 12)
+
+
+def query_control(fd: int, cid: int) -> tuple[int, int, int]:
+    """QUERYCTRL; return the control's (minimum, maximum, default)."""
+    buf = bytearray(68)
+    struct.pack_into("<I", buf, 0, cid)
+    fcntl.ioctl(fd, QUERYCTRL, buf)
+    return struct.unpack_from("<ii", buf, 40) + struct.unpack_from("<i", buf, 52)
+
+
+def control(fd: int, cid: int, value: int | None = None) -> int:
+    """S_CTRL value when given, else G_CTRL; return the value the driver reports."""
+    buf = bytearray(struct.pack("<Ii", cid, value or 0))
+    fcntl.ioctl(fd, G_CTRL if value is None else S_CTRL, buf)
+    if value is not None:
+        fcntl.ioctl(fd, G_CTRL, buf)
+    return struct.unpack_from("<i", buf, 4)[0]
 
 
 def formats(fd: int) -> list[str]:
@@ -240,6 +261,25 @@ def test_format_persists_across_opens_and_a_replug_restores_the_defaults(lane):
     lane.unplug(node)
     lane.replug(node)
     assert read_settings() == defaults, "a replugged device starts from its defaults"
+
+
+def test_integer_control_writes_clamp_to_the_range_and_persist(lane):
+    node = lane.nodes()[0]
+    fd = os.open(node, os.O_RDWR)
+    try:
+        low, high, default = query_control(fd, CID_BRIGHTNESS)
+        assert low <= default <= high
+        assert control(fd, CID_BRIGHTNESS) == default, "a fresh device has the default"
+        assert control(fd, CID_BRIGHTNESS, high + 1000) == high, "clamped, not ERANGE"
+        assert control(fd, CID_BRIGHTNESS, low - 1000) == low
+        control(fd, CID_BRIGHTNESS, high)
+    finally:
+        os.close(fd)
+    fd = os.open(node, os.O_RDWR)
+    try:
+        assert control(fd, CID_BRIGHTNESS) == high, "the device keeps it across opens"
+    finally:
+        os.close(fd)
 
 
 def test_format_changes_are_refused_with_ebusy_while_streaming(lane):
