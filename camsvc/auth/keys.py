@@ -1,7 +1,7 @@
 """API keys: `csk_` + 32 random bytes (base64url), stored only as SHA-256 (API.md §13).
 
 The store is one JSON file that both the CLI and the service use. The service re-reads it
-when its mtime changes, so `camsvc keys revoke` takes effect at a session's next call.
+when the file changes, so `camsvc keys revoke` takes effect at a session's next call.
 """
 
 from __future__ import annotations
@@ -66,23 +66,25 @@ class KeyStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._mtime_ns: int | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._keys: dict[str, ApiKey] = {}
         self._by_hash: dict[str, ApiKey] = {}
 
     def _load(self) -> None:
         try:
-            mtime = self.path.stat().st_mtime_ns
+            st = self.path.stat()
         except FileNotFoundError:
-            self._mtime_ns, self._keys, self._by_hash = None, {}, {}
+            self._stamp, self._keys, self._by_hash = None, {}, {}
             return
-        if mtime == self._mtime_ns:
+        # Saves replace the file (new inode), so two saves within one mtime tick still differ.
+        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if stamp == self._stamp:
             return
         try:
             data = msgspec.json.decode(self.path.read_bytes(), type=_KeyFile)
         except (OSError, msgspec.DecodeError) as exc:
             raise KeyStoreError(f"{self.path}: cannot read key store: {exc}") from exc
-        self._mtime_ns = mtime
+        self._stamp = stamp
         self._keys = data.keys
         self._by_hash = {k.key_sha256: k for k in data.keys.values()}
 
@@ -96,7 +98,7 @@ class KeyStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        self._mtime_ns = None
+        self._stamp = None
 
     def list(self) -> list[ApiKey]:
         """Every stored key, oldest first."""
