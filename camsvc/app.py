@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import signal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -190,40 +190,29 @@ class App:
             root.start_soon(self.health.watch, self.bus.publish)
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as listeners:
-                    main = await listeners.start(
-                        functools.partial(
-                            trio.serve_tcp,
-                            functools.partial(
-                                serve_http_connection,
-                                router=main_router,
-                                read_timeout_s=cfg.server.read_timeout,
-                                receive_size=cfg.server.read_buffer_size,
-                                ws_path=cfg.server.websocket_path,
-                                on_upgrade=self.connections.handle_upgrade,
-                            ),
-                            cfg.server.port,
-                            host=cfg.server.host or None,
-                            handler_nursery=handlers,
-                        )
+                    main_port = await _listen(
+                        listeners,
+                        handlers,
+                        cfg.server.host,
+                        cfg.server.port,
+                        router=main_router,
+                        read_timeout_s=cfg.server.read_timeout,
+                        receive_size=cfg.server.read_buffer_size,
+                        ws_path=cfg.server.websocket_path,
+                        on_upgrade=self.connections.handle_upgrade,
                     )
                     health_port = None
                     if cfg.health.enabled:
-                        hl = await listeners.start(
-                            functools.partial(
-                                trio.serve_tcp,
-                                functools.partial(
-                                    serve_http_connection,
-                                    router=health_router,
-                                    read_timeout_s=cfg.server.read_timeout,
-                                ),
-                                cfg.health.port,
-                                host=cfg.health.host or None,
-                                handler_nursery=handlers,
-                            )
+                        health_port = await _listen(
+                            listeners,
+                            handlers,
+                            cfg.health.host,
+                            cfg.health.port,
+                            router=health_router,
+                            read_timeout_s=cfg.server.read_timeout,
                         )
-                        health_port = hl[0].socket.getsockname()[1]
                     self._listening = True
-                    ports = BoundPorts(main=main[0].socket.getsockname()[1], health=health_port)
+                    ports = BoundPorts(main=main_port, health=health_port)
                     log.info(
                         "listening",
                         version=__version__,
@@ -253,3 +242,19 @@ class App:
                 log.info("signal", signal=signal.Signals(signum).name)
                 self.request_shutdown("signal")
                 return
+
+
+async def _listen(
+    listeners: trio.Nursery, handlers: trio.Nursery, host: str, port: int, **http: Any
+) -> int:
+    """Start a TCP listener serving HTTP connections (in `handlers`); returns the bound port."""
+    bound = await listeners.start(
+        functools.partial(
+            trio.serve_tcp,
+            functools.partial(serve_http_connection, **http),
+            port,
+            host=host or None,
+            handler_nursery=handlers,
+        )
+    )
+    return bound[0].socket.getsockname()[1]

@@ -194,6 +194,9 @@ async def serve_http_connection(
             await _send_simple(stream, conn, error_response(status, "Bad Request"))
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+    except Exception:
+        # A bug reached the connection's boundary: it ends this connection only.
+        log.exception("http_connection_crashed")
     finally:
         if not handed_off:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
