@@ -19,6 +19,7 @@ from camsvc import __version__
 from camsvc.api.cameras import CamerasApi
 from camsvc.api.events import EventsApi
 from camsvc.api.media import MediaApi
+from camsvc.api.metrics import MetricsApi
 from camsvc.api.retention import RetentionApi
 from camsvc.api.session import SessionApi
 from camsvc.api.system import SystemApi
@@ -33,11 +34,13 @@ from camsvc.media.retention import Retention
 from camsvc.media.snapshots import Snapshots, remove_stale_temporaries
 from camsvc.media.storage import StorageWatch
 from camsvc.observability.health import ComponentHealth, HealthMonitor
+from camsvc.observability.metrics import Metrics
+from camsvc.observability.resources import ResourceSampler
 from camsvc.rpc.dispatch import Dispatcher
 from camsvc.rpc.registry import Registry
 from camsvc.server.files import add_file_routes
 from camsvc.server.http import Router, serve_http_connection
-from camsvc.server.routes import add_health_routes
+from camsvc.server.routes import add_health_routes, add_metrics_route
 from camsvc.server.websocket import ConnectionTable
 from camsvc.streaming.urls import Streams
 
@@ -81,6 +84,8 @@ class App:
             sec.jwt_secret_key, self.keys, auth_disabled=sec.auth_disabled
         )
         self.health = HealthMonitor()
+        self.metrics = Metrics()
+        self.sampler = ResourceSampler(lambda: config.recording.path)
         self.storage = StorageWatch(
             [Path(config.recording.path), Path(config.snapshots.path)],
             config.storage.warn_percent,
@@ -101,7 +106,12 @@ class App:
         )
         self.retention = Retention(config.retention_policy, self.catalog, self.library)
         self.snapshots = Snapshots(
-            config.snapshots, self.cameras, self.catalog, self.storage, self.bus
+            config.snapshots,
+            self.cameras,
+            self.catalog,
+            self.storage,
+            self.bus,
+            on_snapshot=self.metrics.observe_snapshot,
         )
         self.registry = Registry()
         SessionApi(self.authenticator, sec, self.registry).register(self.registry)
@@ -118,6 +128,7 @@ class App:
             self.authenticator,
             max_batch=config.server.max_batch_size,
             metadata=config.server.response_metadata,
+            observer=self.metrics.observe_request,
         )
         self.connections = ConnectionTable(
             config.server,
@@ -127,13 +138,31 @@ class App:
             sec.rate_limit_rps,
             sec.rate_limit_burst,
             sec.allowed_origins,
+            on_drop=self.metrics.notification_dropped,
         )
+        MetricsApi(
+            self.metrics,
+            self.sampler,
+            self.cameras,
+            self.catalog,
+            lambda: len(self.connections),
+            self.health.started_at,
+        ).register(self.registry)
+        self.metrics.on_render(self._refresh_gauges)
         self._listening = False
         self.health.register("websocket_server", self._websocket_health)
         self.health.register("camera_monitor", self.cameras.health)
         self.health.register("storage", self.storage.health)
         self._shutdown = trio.Event()
         self._shutdown_reason: Literal["signal", "requested"] = "requested"
+
+    def _refresh_gauges(self) -> None:
+        self.metrics.active_connections.set(len(self.connections))
+        counts = dict.fromkeys(("CONNECTED", "DISCONNECTED", "ERROR"), 0)
+        for entry in self.cameras.entries():
+            counts[entry.status] += 1
+        for status, n in counts.items():
+            self.metrics.cameras.labels(status).set(n)
 
     def _websocket_health(self) -> ComponentHealth:
         cfg = self.config.server
@@ -178,6 +207,13 @@ class App:
         main_router = Router()
         add_health_routes(main_router, self.health)
         add_file_routes(main_router, self.library, self.authenticator)
+        if cfg.metrics.enabled:
+            add_metrics_route(
+                main_router,
+                self.metrics,
+                self.authenticator,
+                require_admin=cfg.metrics.require_admin,
+            )
         health_router = Router()
         add_health_routes(health_router, self.health)
         async with trio.open_nursery() as root:
@@ -188,6 +224,7 @@ class App:
             root.start_soon(self.library.run)
             root.start_soon(self.retention.run)
             root.start_soon(self.health.watch, self.bus.publish)
+            root.start_soon(self.sampler.run)
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as listeners:
                     main_port = await _listen(

@@ -14,6 +14,7 @@ import io
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -126,8 +127,10 @@ class Snapshots:
         catalog: Catalog,
         storage: StorageWatch,
         bus: EventBus,
+        on_snapshot: Callable[[str, float], None] = lambda device, seconds: None,
     ) -> None:
         self.cfg = cfg
+        self._on_snapshot = on_snapshot
         self.root = Path(cfg.path)
         self._cameras = cameras
         self._catalog = catalog
@@ -206,7 +209,9 @@ class Snapshots:
             SnapshotTaken(device, name, st.st_size, jpeg.width, jpeg.height, fmt, url),
             device=device,
         )
-        capture_ms = round((time.monotonic() - received) * 1000, 3)
+        elapsed = time.monotonic() - received
+        capture_ms = round(elapsed * 1000, 3)
+        self._on_snapshot(device, elapsed)
         log.info("snapshot", device=device, filename=name, bytes=st.st_size, ms=capture_ms)
         return SnapshotResult(
             device=device,

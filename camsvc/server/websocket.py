@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import socket
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import structlog
@@ -46,12 +46,18 @@ class ClientConnection:
     """One open WebSocket client."""
 
     def __init__(
-        self, ws: WebSocketConnection, rpc: RpcConnection, dispatcher: Dispatcher, cfg: ServerConfig
+        self,
+        ws: WebSocketConnection,
+        rpc: RpcConnection,
+        dispatcher: Dispatcher,
+        cfg: ServerConfig,
+        on_drop: Callable[[], None] = lambda: None,
     ) -> None:
         self.ws = ws
         self.rpc = rpc
         self._dispatcher = dispatcher
         self._cfg = cfg
+        self._on_drop = on_drop
         self.outbox = Outbox(cfg.send_queue_size)
         self._slots = trio.Semaphore(cfg.max_concurrent_requests)
         self._read_scope = trio.CancelScope()
@@ -70,6 +76,7 @@ class ClientConnection:
     def notify(self, message: bytes) -> None:
         """Queue a notification for this client (dropping its oldest when full)."""
         if not self.outbox.push(message):
+            self._on_drop()
             log.info("notification_dropped", conn=self.rpc.conn_id, dropped=self.outbox.dropped)
 
     def begin_shutdown(self) -> None:
@@ -192,9 +199,11 @@ class ConnectionTable:
         rate_limit_rps: float,
         rate_limit_burst: int,
         allowed_origins: list[str],
+        on_drop: Callable[[], None] = lambda: None,
     ) -> None:
         self._cfg = cfg
         self._bus = bus
+        self._on_drop = on_drop
         self._dispatcher = dispatcher
         self._auth = authenticator
         self._rps = rate_limit_rps
@@ -253,7 +262,7 @@ class ConnectionTable:
                 session=self._auth.anonymous(),
                 host=req.headers.get("host", ""),
             )
-            client = ClientConnection(ws, rpc, self._dispatcher, self._cfg)
+            client = ClientConnection(ws, rpc, self._dispatcher, self._cfg, self._on_drop)
             self._open[conn_id] = client
             self._bus.attach(conn_id, client)
             self.total_accepted += 1
