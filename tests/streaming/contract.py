@@ -24,9 +24,24 @@ def spec() -> dict[str, Any]:
     return yaml.safe_load((CONTRACTS / "mediamtx-openapi.yaml").read_text())
 
 
+def _nullable_all_of(node: Any) -> Any:
+    """`nullable` next to `allOf` admits null (MediaMTX's intent; a strict OAS 3.0 reading
+    applies `allOf` to null too, which would reject MediaMTX's own `"source": null`)."""
+    if isinstance(node, dict):
+        node = {k: _nullable_all_of(v) for k, v in node.items()}
+        if node.get("nullable") and "allOf" in node:
+            rest = {k: v for k, v in node.items() if k != "nullable"}
+            return {"anyOf": [{"enum": [None]}, rest]}
+        return node
+    if isinstance(node, list):
+        return [_nullable_all_of(v) for v in node]
+    return node
+
+
 @functools.cache
 def _registry() -> Registry:
-    resource = Resource.from_contents(spec(), default_specification=DRAFT4)
+    contents = _nullable_all_of(spec())
+    resource = Resource.from_contents(contents, default_specification=DRAFT4)
     return Registry().with_resource(SPEC_URI, resource)
 
 
@@ -94,6 +109,6 @@ def check_response(method: str, url: str, status: int, body: bytes) -> Any:
         return None
     data = json.loads(body)
     schema = content["application/json"]["schema"]
-    errors = list(_validator(_fix_refs(schema)).iter_errors(data))
+    errors = list(_validator(_fix_refs(_nullable_all_of(schema))).iter_errors(data))
     assert not errors, f"{template} {status}: {errors[0].message} in {data!r}"[:2000]
     return data
