@@ -1,9 +1,9 @@
 #!/bin/busybox sh
 # PID 1 of the kernel-lane guest (see tests/kernel/run.py and docs/testing.md).
-# Loads the V4L2 and 9p modules listed in /modules.list, mounts the host's root read-only
-# over 9p at /mnt with the guest's /dev, /proc, /sys and a tmpfs /tmp bound into it, runs
-# the host-written /handoff/run.sh chrooted there, reports its exit status in
-# /handoff/exit and as a CAMSVC-GUEST-EXIT=<n> console line, and powers off.
+# Loads the V4L2, virtio, 9p and virtiofs modules listed in /modules.list, mounts the host's
+# root read-only (virtiofs or 9p) at /mnt with the guest's /dev, /proc, /sys and a tmpfs /tmp
+# bound into it, runs the host-written /handoff/run.sh chrooted there, reports its exit
+# status in /handoff/exit and as a CAMSVC-GUEST-EXIT=<n> console line, and powers off.
 echo CAMSVC-GUEST-START  # the host hides firmware output before this line
 /bin/busybox mkdir -p /proc /sys /dev /mnt /handoff
 /bin/busybox --install -s /bin
@@ -37,8 +37,17 @@ ip link set lo up || ifconfig lo 127.0.0.1 up || fail "cannot bring up lo"
 
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 handoff /handoff \
     || fail "cannot mount the handoff share"
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose hostroot /mnt \
-    || fail "cannot mount the host root"
+# The host runner says on the kernel command line how it exports its root.
+ROOTFS=9p
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in camsvc.rootfs=*) ROOTFS=${arg#camsvc.rootfs=} ;; esac
+done
+if [ "$ROOTFS" = virtiofs ]; then
+    mount -t virtiofs -o ro hostroot /mnt || fail "cannot mount the host root (virtiofs)"
+else
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro,cache=loose hostroot /mnt \
+        || fail "cannot mount the host root (9p)"
+fi
 # The repository may live under a folder the guest mounts a tmpfs over (a CI clone in
 # /tmp/...): keep a handle on it now and bind it back into place below.
 REPO=$(cat /handoff/repo 2>/dev/null)
