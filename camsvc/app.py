@@ -33,6 +33,7 @@ from camsvc.media.library import MediaLibrary
 from camsvc.media.retention import Retention
 from camsvc.media.snapshots import Snapshots, remove_stale_temporaries
 from camsvc.media.storage import StorageWatch
+from camsvc.observability.alerts import AlertService
 from camsvc.observability.health import ComponentHealth, HealthMonitor
 from camsvc.observability.metrics import Metrics
 from camsvc.observability.resources import ResourceSampler
@@ -153,6 +154,9 @@ class App:
         self.health.register("websocket_server", self._websocket_health)
         self.health.register("camera_monitor", self.cameras.health)
         self.health.register("storage", self.storage.health)
+        self.alerts = AlertService(
+            config.alerts, self.metrics, self.sampler, self.health, self.bus.publish
+        )
         self._shutdown = trio.Event()
         self._shutdown_reason: Literal["signal", "requested"] = "requested"
 
@@ -223,8 +227,10 @@ class App:
             root.start_soon(self.cameras.run)
             root.start_soon(self.library.run)
             root.start_soon(self.retention.run)
-            root.start_soon(self.health.watch, self.bus.publish)
+            # Through the alerts' publish: one system.health event per change.
+            root.start_soon(self.health.watch, self.alerts.publish)
             root.start_soon(self.sampler.run)
+            root.start_soon(self.alerts.run)
             async with trio.open_nursery() as handlers:
                 async with trio.open_nursery() as listeners:
                     main_port = await _listen(

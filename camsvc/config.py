@@ -18,6 +18,7 @@ import yaml
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "AlertsConfig",
     "CameraConfig",
     "Config",
     "ConfigError",
@@ -177,6 +178,35 @@ class MetricsConfig(_Section):
     require_admin: bool = False
 
 
+class AlertsConfig(_Section):
+    """In-service alert thresholds (docs/observability.md); a figure must stay above its
+    threshold for the `*_for` duration before the alert fires."""
+
+    enabled: bool = True
+    interval: Duration = Duration(10)
+    response_time_window: Duration = Duration(60)
+    response_time_warning_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    response_time_warning_for: Duration = Duration(300)
+    response_time_critical_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    response_time_critical_for: Duration = Duration(120)
+    cpu_percent: Annotated[float, msgspec.Meta(gt=0)] = 70
+    cpu_for: Duration = Duration(300)
+    memory_bytes: Positive = 2147483648
+    memory_for: Duration = Duration(300)
+    disk_percent: Percent = 90
+    disk_for: Duration = Duration(60)
+    anomaly_enabled: bool = True
+    anomaly_bucket: Duration = Duration(60)
+    anomaly_baseline_window: Duration = Duration(3600)
+    anomaly_min_buckets: Positive = 15
+    anomaly_min_requests: Positive = 20
+    anomaly_response_factor: Annotated[float, msgspec.Meta(gt=1)] = 2.0
+    anomaly_response_floor_s: Annotated[float, msgspec.Meta(ge=0)] = 0.05
+    anomaly_error_factor: Annotated[float, msgspec.Meta(gt=1)] = 3.0
+    anomaly_error_floor: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01
+    anomaly_for: Duration = Duration(120)
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     format: Literal["json", "console"] = "json"
@@ -222,6 +252,7 @@ class Config(_Section):
     retention_policy: RetentionPolicyConfig = msgspec.field(default_factory=RetentionPolicyConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     external_discovery: ExternalDiscoveryConfig = msgspec.field(
         default_factory=ExternalDiscoveryConfig
