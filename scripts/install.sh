@@ -11,6 +11,7 @@ APT_PACKAGES=(
     v4l-utils ffmpeg ustreamer                     # third-party V4L2 programs the tests run
     valgrind clang libclang-rt-14-dev              # make test-sanitize: memcheck, ASan/UBSan, libFuzzer
     qemu-system-x86 busybox-static cpio            # the vivid kernel lane (make test-kernel)
+    prometheus                                     # promtool: check and unit-test deploy/prometheus rules
 )
 
 missing=()
