@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import signal
+import subprocess
 from collections.abc import Mapping
 from typing import Final
 
@@ -73,7 +74,7 @@ class HookCmd:
     async def _run_once(self) -> None:
         try:
             proc = await trio.lowlevel.open_process(
-                self.argv, env=self.env, start_new_session=True, stdin=trio.DEVNULL
+                self.argv, env=self.env, start_new_session=True, stdin=subprocess.DEVNULL
             )
         except OSError as exc:
             log.warning("hook_start_failed", hook=self.kind, argv=self.argv, error=str(exc))

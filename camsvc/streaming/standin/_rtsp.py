@@ -151,6 +151,8 @@ class Reader:
             if rtcp or codec not in ("H264", "H265") or not is_keyframe_start(codec, packet):
                 return
             self.started = True
+        if self.hidden:
+            self.path.recorder_first_sample()
         channel = self.channels[track] + (1 if rtcp else 0)
         frame = b"$" + bytes([channel]) + len(packet).to_bytes(2, "big") + packet
         try:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path as FsPath
 from typing import Any, Final
@@ -128,6 +129,10 @@ class PathState:
         self._recorder: trio.CancelScope | None = None
         self._close_timer: trio.CancelScope | None = None
         self.demand_waiters = 0
+        self._first_sample: trio.Event | None = None
+        self.recorder_stopped = trio.Event()
+        self.recorder_stopped.set()
+        self.first_sample_at: dt.datetime | None = None
 
     # --- state ---
 
@@ -391,15 +396,32 @@ class PathState:
             self._recorder = None
 
     async def _record(self, scope: trio.CancelScope) -> None:
-        with scope:
-            while True:
-                await self._record_segment()
+        self.recorder_stopped = trio.Event()
+        try:
+            with scope:
+                while True:
+                    await self._record_segment()
+        finally:
+            self.recorder_stopped.set()
+
+    def recorder_first_sample(self) -> None:
+        """The recorder's reader got its first sample: the segment starts now."""
+        if self._first_sample is not None and self.first_sample_at is None:
+            self.first_sample_at = dt.datetime.now().astimezone()
+            self._first_sample.set()
 
     async def _record_segment(self) -> None:
+        """Record one segment: ffmpeg reads the path over RTSP and writes fMP4 (or MPEG-TS).
+
+        ffmpeg writes to a hidden temporary file; once the first sample has reached it,
+        the file is renamed to the MediaMTX name of that sample's time, so the listed start
+        is the first sample's, as in MediaMTX.
+        """
         conf = self.conf
-        start = dt.datetime.now().astimezone()
-        file = FsPath(encode_segment_path(record_path_format(conf, self.name), start))
-        file.parent.mkdir(parents=True, exist_ok=True)
+        fmt = _absolute(record_path_format(conf, self.name))
+        root = FsPath(_common_path(fmt))
+        tmp = root / f".standin-{self.name.replace('/', '_')}-{time.monotonic_ns()}.tmp"
+        await trio.to_thread.run_sync(lambda: root.mkdir(parents=True, exist_ok=True))
         segment_s = go_duration(conf["recordSegmentDuration"])
         part_us = max(int(go_duration(conf["recordPartDuration"]) * 1e6), 1000)
         url = f"rtsp://127.0.0.1:{self.server.ports.rtsp}/{self.name}"
@@ -418,8 +440,6 @@ class PathState:
             "tcp",
             "-user_agent",
             RECORDER_USER_AGENT,
-            "-fflags",
-            "+nobuffer",
             "-probesize",
             "32768",
             "-analyzeduration",
@@ -434,16 +454,43 @@ class PathState:
             f"{segment_s:.3f}",
             *out,
             "-y",
-            str(file),
+            str(tmp),
         ]
-        proc = await trio.lowlevel.open_process(argv, start_new_session=True, stdin=trio.DEVNULL)
+        self._first_sample = trio.Event()
+        self.first_sample_at = None
+        proc = await trio.lowlevel.open_process(
+            argv, start_new_session=True, stdin=subprocess.DEVNULL
+        )
         began = time.monotonic()
-        log.info("segment_started", path=self.name, file=str(file), pid=proc.pid)
-        self.fire_hook(conf["runOnRecordSegmentCreate"], MTX_SEGMENT_PATH=str(file))
+        file: FsPath | None = None
         try:
-            await proc.wait()
+            async with trio.open_nursery() as nursery:
+
+                async def wait_exit() -> None:
+                    await proc.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(wait_exit)
+                await self._first_sample.wait()
+                assert self.first_sample_at is not None
+                file = FsPath(encode_segment_path(fmt, self.first_sample_at))
+                # ffmpeg creates its output after probing; nothing signals it but the file.
+                while not await trio.to_thread.run_sync(tmp.exists):  # noqa: ASYNC110
+                    await trio.sleep(0.02)
+                await trio.to_thread.run_sync(_move, tmp, file)
+                log.info("segment_started", path=self.name, file=str(file), pid=proc.pid)
+                self.fire_hook(conf["runOnRecordSegmentCreate"], MTX_SEGMENT_PATH=str(file))
+                await proc.wait()
         finally:
             with trio.CancelScope(shield=True):
+                if proc.returncode is None:
+                    # End the recorder's RTSP session: ffmpeg drains what it holds and
+                    # finishes the file, as MediaMTX writes every sample it received.
+                    for reader in list(self.readers.values()):
+                        if reader.hidden:
+                            reader.conn.kick()
+                    with trio.move_on_after(STOP_GRACE_S):
+                        await proc.wait()
                 if proc.returncode is None:
                     os.killpg(proc.pid, signal.SIGINT)
                     with trio.move_on_after(STOP_GRACE_S):
@@ -451,8 +498,10 @@ class PathState:
                     if proc.returncode is None:
                         os.killpg(proc.pid, signal.SIGKILL)
                         await proc.wait()
+                self._first_sample = None
                 duration = time.monotonic() - began
-                if _keep_segment(file):
+                tmp.unlink(missing_ok=True)
+                if file is not None and _keep_segment(file):
                     log.info("segment_complete", path=self.name, file=str(file), s=duration)
                     self.fire_hook(
                         conf["runOnRecordSegmentComplete"],
@@ -461,6 +510,17 @@ class PathState:
                     )
         if proc.returncode not in (0, 255):
             await trio.sleep(1)  # the publisher is probably gone; do not spin
+
+
+def _absolute(path: str) -> str:
+    """`path` made absolute against the working directory (as MediaMTX resolves it)."""
+    return os.path.abspath(path)
+
+
+def _move(src: FsPath, dst: FsPath) -> None:
+    """Rename a segment into place, creating its directory."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
 
 
 class StandIn:
