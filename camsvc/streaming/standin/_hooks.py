@@ -52,6 +52,7 @@ class HookCmd:
         self.restart = restart
         self.pid: int | None = None
         self.runs = 0
+        self.started = trio.Event()
         self.done = trio.Event()
         self._scope = trio.CancelScope()
 
@@ -81,6 +82,7 @@ class HookCmd:
             return
         self.pid = proc.pid
         self.runs += 1
+        self.started.set()
         log.info("hook_started", hook=self.kind, pid=proc.pid, argv=self.argv)
         try:
             code = await proc.wait()
