@@ -43,6 +43,9 @@ from camsvc.server.files import add_file_routes
 from camsvc.server.http import Router, serve_http_connection
 from camsvc.server.routes import add_health_routes, add_metrics_route
 from camsvc.server.websocket import ConnectionTable
+from camsvc.streaming.mediamtx import MediaMTXClient, PathCache
+from camsvc.streaming.paths import PathManager
+from camsvc.streaming.supervisor import MediaMTXSupervisor
 from camsvc.streaming.urls import Streams
 
 __all__ = ["App", "BoundPorts"]
@@ -154,6 +157,18 @@ class App:
         self.health.register("websocket_server", self._websocket_health)
         self.health.register("camera_monitor", self.cameras.health)
         self.health.register("storage", self.storage.health)
+        mtx = config.mediamtx
+        self.mediamtx = MediaMTXClient.from_config(mtx)
+        self.mediamtx_supervisor = MediaMTXSupervisor(mtx, config.recording, self.mediamtx)
+        self.mediamtx_paths = PathCache(self.mediamtx, mtx.health_check_interval)
+        self.paths = PathManager(
+            self.mediamtx,
+            self.mediamtx_paths,
+            self.cameras,
+            config.recording,
+            resync_s=mtx.health_check_interval,
+        )
+        self.health.register("mediamtx", self.mediamtx_paths.health)
         self.alerts = AlertService(
             config.alerts, self.metrics, self.sampler, self.health, self.bus.publish
         )
@@ -227,6 +242,7 @@ class App:
             root.start_soon(self.cameras.run)
             root.start_soon(self.library.run)
             root.start_soon(self.retention.run)
+            root.start_soon(self._run_mediamtx)
             # Through the alerts' publish: one system.health event per change.
             root.start_soon(self.health.watch, self.alerts.publish)
             root.start_soon(self.sampler.run)
@@ -278,6 +294,13 @@ class App:
                 handlers.cancel_scope.cancel()
             root.cancel_scope.cancel()
         log.info("shutdown_complete")
+
+    async def _run_mediamtx(self) -> None:
+        """MediaMTX: start it if `spawn: auto` needs to, then the path cache and manager."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.mediamtx_supervisor.run)
+            nursery.start_soon(self.mediamtx_paths.run)
+            nursery.start_soon(self.paths.run)
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

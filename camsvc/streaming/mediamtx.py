@@ -475,6 +475,7 @@ class PathCache:
         self.refreshed_at = -math.inf
         self._wake = trio.Event()
         self.changed = trio.Event()
+        self.first_check = trio.Event()
 
     @property
     def reachable(self) -> bool:
@@ -495,6 +496,12 @@ class PathCache:
 
     async def refresh(self) -> None:
         """Refresh once; records success or failure, never raises MediaMTXError."""
+        try:
+            await self._refresh()
+        finally:
+            self.first_check.set()
+
+    async def _refresh(self) -> None:
         try:
             if not self.version:
                 self.version = (await self.client.info()).version

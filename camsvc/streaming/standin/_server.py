@@ -550,6 +550,8 @@ class StandIn:
         self.started = _now_iso()
         self.paths: dict[str, PathState] = {}
         self.connections: set[RtspConnection] = set()
+        # Set (and replaced) whenever the path configuration changes through the API.
+        self.conf_changed = trio.Event()
         self.ports = StandInPorts(0, 0)
         self.nursery: trio.Nursery
 
@@ -778,6 +780,8 @@ class StandIn:
         new.validate()
         self.conf = new
         self._sync_paths()
+        self.conf_changed.set()
+        self.conf_changed = trio.Event()
         return 200, {"status": "ok"}
 
     def _conf_add(self, name: str, body: bytes) -> tuple[int, dict[str, Any]]:

@@ -1,0 +1,59 @@
+"""The public names of camsvc.streaming's modules are pinned."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPORTS = {
+    "camsvc.streaming.mediamtx": {
+        "MAX_ATTEMPTS",
+        "Info",
+        "MediaMTXBadRequest",
+        "MediaMTXClient",
+        "MediaMTXError",
+        "MediaMTXNotFound",
+        "MediaMTXProtocolError",
+        "MediaMTXRequestError",
+        "MediaMTXUnavailable",
+        "OkReply",
+        "Path",
+        "PathAlreadyExists",
+        "PathCache",
+        "PathConf",
+        "PathConfList",
+        "PathConfPatch",
+        "PathList",
+        "PathReader",
+        "PathSource",
+        "Recording",
+        "RecordingList",
+        "RecordingSegment",
+        "map_error",
+        "to_camsvc_error",
+    },
+    "camsvc.streaming.paths": {
+        "MANAGED_NAME",
+        "AddPath",
+        "DeletePath",
+        "PatchPath",
+        "PathAction",
+        "PathManager",
+        "duration_s",
+        "plan",
+        "record_path",
+        "wanted_conf",
+    },
+    "camsvc.streaming.supervisor": {"RESTART_PAUSE_S", "MediaMTXSupervisor", "generated_config"},
+    "camsvc.streaming.standin": {"VERSION", "PathState", "StandIn", "StandInPorts"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(EXPORTS))
+def test_exports(module: str) -> None:
+    """`__all__` is exactly the pinned set and every name exists."""
+    mod = importlib.import_module(module)
+    assert set(mod.__all__) == EXPORTS[module]
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
