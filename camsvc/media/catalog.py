@@ -137,6 +137,8 @@ class Catalog:
             where += " AND subdir = ?"
             args.append(subdir)
         total = self._db.execute(f"SELECT COUNT(*) FROM files WHERE {where}", args).fetchone()[0]
+        if offset >= total:  # also keeps offsets past SQLite's 64-bit INTEGER out of the query
+            return [], total
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM files WHERE {where} "
             "ORDER BY mtime DESC, filename ASC LIMIT ? OFFSET ?",

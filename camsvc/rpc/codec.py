@@ -177,8 +177,15 @@ def _decode_object(data: bytes) -> Item:
 
 def decode_message(data: bytes | str, max_batch: int) -> Parsed | Invalid:
     """Parse one WebSocket text message into request items, or one error for the whole message."""
-    if isinstance(data, str):
-        data = data.encode()
+    # msgspec does not check the UTF-8 of what it skips (unknown keys, Raw params), so the
+    # text is checked here: bytes decoded once, str (lone surrogates) encoded strictly.
+    try:
+        if isinstance(data, str):
+            data = data.encode()
+        else:
+            data.decode()
+    except UnicodeError as exc:
+        return Invalid(ParseError("parse_error", f"invalid UTF-8: {exc}"))
     first = _first_byte(data)
     try:
         if first == ord("{"):
