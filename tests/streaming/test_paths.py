@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import trio
 
 from camsvc.config import RecordingConfig
-from camsvc.streaming.mediamtx import PathConf, PathConfPatch
+from camsvc.streaming.mediamtx import MediaMTXClient, PathCache, PathConf, PathConfPatch
 from camsvc.streaming.paths import (
     AddPath,
     DeletePath,
     PatchPath,
+    PathManager,
     duration_s,
     plan,
     record_path,
     wanted_conf,
 )
+from tests.streaming.contract import check_request
 
 CFG = RecordingConfig(path="/rec", segment_duration=3600)
 
@@ -111,3 +114,41 @@ async def test_paths_follow_cameras(cams, start_cameras_service, standin) -> Non
         while [p.name for p in cache.paths()] != ["camera1"]:
             await cache.changed.wait()
     assert svc.app.health.report().status == "healthy"
+
+
+class _Entry:
+    def __init__(self, device_id: str) -> None:
+        self.device_id = device_id
+
+
+class _Cameras:
+    """A registry stand-in: just `connected()`."""
+
+    def __init__(self, *ids: str) -> None:
+        self.ids = list(ids)
+
+    def connected(self) -> list[_Entry]:
+        return [_Entry(i) for i in self.ids]
+
+
+async def test_manager_requests_follow_contract(standin) -> None:
+    """Every request the path manager sends is an operation of the OpenAPI file with a
+    valid body; paths of others are left alone; record is patched alone."""
+    sent: list[httpx.Request] = []
+    client = MediaMTXClient(standin.ports.api_url, on_request=sent.append)
+    await client.config_path_add("other", PathConfPatch())
+    cameras = _Cameras("camera0", "camera1")
+    manager = PathManager(client, PathCache(client, 5), cameras, CFG, resync_s=5)  # type: ignore[arg-type]
+    with trio.fail_after(10):
+        assert [a.name for a in await manager.reconcile()] == ["camera0", "camera1"]
+        assert await manager.reconcile() == []
+        manager.set_record("camera1", True)
+        assert await manager.reconcile() == [PatchPath("camera1", PathConfPatch(record=True))]
+        cameras.ids = ["camera1"]
+        assert await manager.reconcile() == [DeletePath("camera0")]
+    assert standin.conf.names() == ["camera1", "other"]
+    assert standin.conf.full("camera1")["record"] is True
+    for request in sent:
+        check_request(request.method, str(request.url), request.content)
+    assert {r.method for r in sent} == {"GET", "POST", "PATCH", "DELETE"}
+    await client.aclose()
