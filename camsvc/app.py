@@ -80,7 +80,7 @@ class BoundPorts(msgspec.Struct, frozen=True):
 class App:
     """Every service of one camsvc process, wired together."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, demo: bool = False) -> None:
         self.config = config
         sec = config.security
         self.keys = KeyStore(sec.api_keys_path)
@@ -159,7 +159,9 @@ class App:
         self.health.register("storage", self.storage.health)
         mtx = config.mediamtx
         self.mediamtx = MediaMTXClient.from_config(mtx)
-        self.mediamtx_supervisor = MediaMTXSupervisor(mtx, config.recording, self.mediamtx)
+        self.mediamtx_supervisor = MediaMTXSupervisor(
+            mtx, config.recording, self.mediamtx, standin_fallback=demo
+        )
         self.mediamtx_paths = PathCache(self.mediamtx, mtx.health_check_interval)
         self.paths = PathManager(
             self.mediamtx,

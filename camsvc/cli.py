@@ -93,7 +93,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     old, new = raise_nofile_limit()
     log.info("nofile_limit", soft_before=old, soft=new, hard=new)
     try:
-        trio.run(App(config).run)
+        trio.run(App(config, demo=bool(demo_dir)).run)
     finally:
         if demo_dir:
             remove_demo_dir(demo_dir)

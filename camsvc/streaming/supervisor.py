@@ -2,7 +2,8 @@
 
 Owns: the one-time probe of `mediamtx.api_url` at start, the generated `mediamtx.yml`
 (API, RTSP, WebRTC and HLS addresses from camsvc's config; paths are added by
-`PathManager` over the API), and the child process: restarted after a pause if it exits,
+`PathManager` over the API), and the child process (in demo mode, with no binary, the
+stand-in `python -m camsvc.streaming.standin` instead): restarted after a pause if it exits,
 SIGINT then SIGKILL on shutdown. Must not touch: paths (the API does that), recordings.
 """
 
@@ -13,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Final
@@ -63,9 +65,15 @@ class MediaMTXSupervisor:
     """Runs `mediamtx.binary` with a generated config when spawn is auto and none answers."""
 
     def __init__(
-        self, cfg: MediaMTXConfig, recording: RecordingConfig, client: MediaMTXClient
+        self,
+        cfg: MediaMTXConfig,
+        recording: RecordingConfig,
+        client: MediaMTXClient,
+        *,
+        standin_fallback: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.standin_fallback = standin_fallback
         self.recording = recording
         self.client = client
         self.spawned = False
@@ -88,6 +96,14 @@ class MediaMTXSupervisor:
             task_status.started(False)
             return
         binary = shutil.which(self.cfg.binary)
+        if binary is None and self.standin_fallback:
+            # Demo mode without MediaMTX: the stand-in plays its part on the same ports.
+            log.warning("mediamtx_standin", message="no mediamtx binary: running the stand-in")
+            self.spawned = True
+            while True:
+                await self._run_once(self.standin_argv(), task_status)
+                task_status = trio.TASK_STATUS_IGNORED
+                await trio.sleep(RESTART_PAUSE_S)
         if binary is None:
             log.warning("mediamtx_not_spawned", reason="binary not found", binary=self.cfg.binary)
             task_status.started(False)
@@ -101,6 +117,23 @@ class MediaMTXSupervisor:
                 await self._run_once([binary, str(conf)], task_status)
                 task_status = trio.TASK_STATUS_IGNORED
                 await trio.sleep(RESTART_PAUSE_S)
+
+    def standin_argv(self) -> list[str]:
+        """The command running the stand-in on `api_url`'s port and `rtsp_port`."""
+        api = urlsplit(self.cfg.api_url)
+        return [
+            sys.executable,
+            "-m",
+            "camsvc.streaming.standin",
+            "--host",
+            api.hostname or "127.0.0.1",
+            "--api-port",
+            str(api.port or 9997),
+            "--rtsp-port",
+            str(self.cfg.rtsp_port),
+            "--recordings",
+            self.recording.path,
+        ]
 
     async def _run_once(self, argv: list[str], task_status: trio.TaskStatus[bool]) -> None:
         proc = await trio.lowlevel.open_process(

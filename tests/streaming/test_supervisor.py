@@ -92,3 +92,23 @@ async def test_spawns_binary(nursery: trio.Nursery, tmp_path: Path) -> None:
 async def _run(sup: MediaMTXSupervisor, scope: trio.CancelScope) -> None:
     with scope:
         await sup.run()
+
+
+async def test_demo_falls_back_to_standin(nursery: trio.Nursery, tmp_path: Path) -> None:
+    """Demo mode with no binary: the stand-in is started on api_url's port instead."""
+    api_url = f"http://127.0.0.1:{free_port()}"
+    mtx = MediaMTXConfig(api_url=api_url, binary="no-such-mediamtx", rtsp_port=free_port())
+    sup = MediaMTXSupervisor(
+        mtx, RecordingConfig(path=str(tmp_path)), MediaMTXClient(api_url), standin_fallback=True
+    )
+    scope = trio.CancelScope()
+    nursery.start_soon(_run, sup, scope)
+    with trio.fail_after(20):
+        while True:
+            try:
+                info = await MediaMTXClient(api_url).info()
+                break
+            except MediaMTXUnavailable:
+                await trio.sleep(0.1)
+    assert info.version == "v1.20.1" and sup.spawned
+    scope.cancel()
