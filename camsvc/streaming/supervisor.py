@@ -34,6 +34,8 @@ log = structlog.get_logger("camsvc.streaming.supervisor")
 
 # Pause before a MediaMTX that exited is started again.
 RESTART_PAUSE_S: Final = 2.0
+# How long a started MediaMTX may take before its API answers.
+START_WAIT_S: Final = 10.0
 # Grace after SIGINT before SIGKILL on shutdown.
 STOP_GRACE_S: Final = 5.0
 
@@ -142,8 +144,14 @@ class MediaMTXSupervisor:
         self.pid = proc.pid
         self.starts += 1
         log.info("mediamtx_spawned", pid=proc.pid, argv=argv)
-        task_status.started(True)
         try:
+            # Report started once the API answers (bounded), so the first checks succeed.
+            with trio.move_on_after(START_WAIT_S):
+                while proc.returncode is None:
+                    if await self._answers():
+                        break
+                    await trio.sleep(0.1)
+            task_status.started(True)
             code = await proc.wait()
             log.warning("mediamtx_exited", pid=proc.pid, code=code)
         finally:
