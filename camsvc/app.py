@@ -299,10 +299,15 @@ class App:
 
     async def _run_mediamtx(self) -> None:
         """MediaMTX: start it if `spawn: auto` needs to, then the path cache and manager."""
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.mediamtx_supervisor.run)
-            nursery.start_soon(self.mediamtx_paths.run)
-            nursery.start_soon(self.paths.run)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.mediamtx_supervisor.run)
+                nursery.start_soon(self.mediamtx_paths.run)
+                nursery.start_soon(self.paths.run)
+        finally:
+            with trio.move_on_after(1) as scope:
+                scope.shield = True
+                await self.mediamtx.aclose()
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -529,16 +529,11 @@ class PathCache:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Refresh every `interval_s` (or when woken) until cancelled."""
         task_status.started()
-        try:
-            while True:
-                await self.refresh()
-                with trio.move_on_after(self.interval_s):
-                    await self._wake.wait()
-                self._wake = trio.Event()
-        finally:
-            with trio.move_on_after(1) as scope:
-                scope.shield = True
-                await self.client.aclose()
+        while True:
+            await self.refresh()
+            with trio.move_on_after(self.interval_s):
+                await self._wake.wait()
+            self._wake = trio.Event()
 
     def health(self) -> ComponentHealth:
         """The `mediamtx` component: healthy while the API answers."""

@@ -360,6 +360,8 @@ class PathState:
     def add_reader(self, reader: Reader) -> None:
         """A reader started playing."""
         self.readers[reader.id] = reader
+        if reader.hidden and reader.started:
+            self.recorder_first_sample()  # no key frame to wait for (not H.264/H.265)
         if not reader.hidden:
             self._cancel_close_timer()
             env = {"MTX_READER_TYPE": "rtspSession", "MTX_READER_ID": reader.id}
