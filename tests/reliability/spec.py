@@ -98,7 +98,8 @@ def make_app(root: Path, **security: Any) -> App:
     return App(
         config_from_dict(
             {
-                "server": {"max_batch_size": MAX_BATCH},
+                "server": {"host": "127.0.0.1", "port": 0, "max_batch_size": MAX_BATCH},
+                "health": {"host": "127.0.0.1", "port": 0},
                 "security": {
                     "jwt_secret_key": "fuzz-secret-0123456789abcdef012345",
                     "api_keys_path": str(root / "keys.json"),
