@@ -374,11 +374,7 @@ class AlertService:
 
     def figures(self, now: float) -> Figures:
         """Read Metrics and the sampler at `now` (advances the response-time window)."""
-        counts = [0.0] * len(self.window.bounds)
-        for family in self._metrics.response_time.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_bucket"):
-                    counts[self.window.bounds.index(float(sample.labels["le"]))] += sample.value
+        counts = [float(n) for n in self._metrics.bucket_counts()]
         win = self.window.update(
             now, counts, self._metrics.request_count, self._metrics.error_count
         )

@@ -7,8 +7,10 @@ a camera status. Nothing per file, per user or per connection becomes a label.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import msgspec
 from prometheus_client import (
@@ -17,8 +19,15 @@ from prometheus_client import (
     Gauge,
     Histogram,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+# `_created` series double the exposition for no use here (API.md §11 lists none).
+disable_created_metrics()
 
 __all__ = ["BUCKETS", "CONTENT_TYPE", "MethodTimes", "Metrics"]
 
@@ -37,11 +46,60 @@ class MethodTimes(msgspec.Struct, frozen=True):
     p99_ms: float
 
 
-_Children = tuple[Counter, Histogram, Counter | None, deque[float]]
-
-
 def _percentile(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
+
+
+class _MethodStats:
+    """Counts of one method's requests, kept in plain Python (the hot path)."""
+
+    __slots__ = ("buckets", "count", "sum_s", "times")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(BUCKETS) + 1)  # per bucket, not cumulative; last is +Inf
+        self.count = 0
+        self.sum_s = 0.0
+        self.times: deque[float] = deque(maxlen=WINDOW)
+
+
+class _RequestCollector(Collector):
+    """Exports the request families from the plain counts, at scrape time only."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        requests = CounterMetricFamily(
+            "camera_service_requests", "Requests answered", labels=["method", "code"]
+        )
+        errors = CounterMetricFamily(
+            "camera_service_errors", "Error replies", labels=["method", "code"]
+        )
+        for (method, code), n in sorted(m.code_counts.items()):
+            requests.add_metric([method, str(code)], n)
+            if code:
+                errors.add_metric([method, str(code)], n)
+        histogram = HistogramMetricFamily(
+            "camera_service_response_time_seconds", "Request handling time", labels=["method"]
+        )
+        for method, st in sorted(m.method_stats.items()):
+            histogram.add_metric([method], _cumulative(st.buckets), st.sum_s)
+        yield requests
+        yield errors
+        yield histogram
+
+
+_LE = [floatToGoString(b) for b in (*BUCKETS, math.inf)]
+
+
+def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
+    total = 0
+    out = []
+    for le, n in zip(_LE, counts, strict=True):
+        total += n
+        out.append((le, float(total)))
+    return out
 
 
 class Metrics:
@@ -50,18 +108,12 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "camera_service_requests", "Requests answered", ["method", "code"], registry=r
-        )
-        self.response_time = Histogram(
-            "camera_service_response_time_seconds", "Request handling time", ["method"],
-            buckets=BUCKETS, registry=r,
-        )  # fmt: skip
+        # Request counts are plain Python on the hot path and become families at scrape time.
+        self.code_counts: dict[tuple[str, int], int] = {}
+        self.method_stats: dict[str, _MethodStats] = {}
+        r.register(_RequestCollector(self))
         self.active_connections = Gauge(
             "camera_service_active_connections", "Open WebSocket connections", registry=r
-        )
-        self.errors = Counter(
-            "camera_service_errors", "Error replies", ["method", "code"], registry=r
         )
         self.snapshots = Counter(
             "camera_service_snapshots", "Successful snapshots", ["device"], registry=r
@@ -82,37 +134,30 @@ class Metrics:
         ProcessCollector(registry=r)
         self.request_count = 0
         self.error_count = 0
-        self._times: dict[str, deque[float]] = {}
-        self._children: dict[tuple[str, int], _Children] = {}
         self._refreshers: list[Callable[[], None]] = []
 
     def observe_request(self, method: str, code: int, seconds: float) -> None:
         """Count one answered request (the dispatcher's observer; on every request's path)."""
-        children = self._children.get((method, code))
-        if children is None:
-            children = self._children[method, code] = self._children_of(method, code)
-        requests, histogram, errors, times = children
+        st = self.method_stats.get(method)
+        if st is None:
+            st = self.method_stats[method] = _MethodStats()
+        st.buckets[bisect_left(BUCKETS, seconds)] += 1
+        st.count += 1
+        st.sum_s += seconds
+        st.times.append(seconds * 1000)
+        key = (method, code)
+        self.code_counts[key] = self.code_counts.get(key, 0) + 1
         self.request_count += 1
-        requests.inc()
-        histogram.observe(seconds)
-        if errors is not None:
+        if code:
             self.error_count += 1
-            errors.inc()
-        times.append(seconds * 1000)
 
-    def _children_of(self, method: str, code: int) -> _Children:
-        # Looking labelled children up once per (method, code) keeps labels() off the hot path.
-        times = self._times.get(method)
-        if times is None:
-            times = self._times[method] = deque(maxlen=WINDOW)
-        label = str(code)
-        errors = self.errors.labels(method, label) if code else None
-        return (
-            self.requests.labels(method, label),
-            self.response_time.labels(method),
-            errors,
-            times,
-        )
+    def bucket_counts(self) -> list[int]:
+        """Cumulative response-time bucket counts over all methods (BUCKETS, then +Inf)."""
+        totals = [0] * (len(BUCKETS) + 1)
+        for st in self.method_stats.values():
+            for i, n in enumerate(st.buckets):
+                totals[i] += n
+        return [sum(totals[: i + 1]) for i in range(len(totals))]
 
     def observe_snapshot(self, device: str, seconds: float) -> None:
         """Count one successful snapshot."""
@@ -126,8 +171,8 @@ class Metrics:
     def method_times(self) -> dict[str, MethodTimes]:
         """p50/p95/p99 per method over its last WINDOW calls."""
         out: dict[str, MethodTimes] = {}
-        for method, times in sorted(self._times.items()):
-            ordered = sorted(times)
+        for method, st in sorted(self.method_stats.items()):
+            ordered = sorted(st.times)
             out[method] = MethodTimes(
                 len(ordered),
                 round(_percentile(ordered, 0.50), 3),
