@@ -1,0 +1,3 @@
+"""Snapshots, the media catalogue (SQLite), the file methods' library, storage and retention."""
+
+__all__: list[str] = []
