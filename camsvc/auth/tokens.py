@@ -13,6 +13,8 @@ from camsvc.errors import AuthError
 __all__ = ["Claims", "decode_token", "mint_token"]
 
 _REQUIRED = ["user_id", "role", "iat", "exp"]
+#: 9999-12-31T23:59:59Z: the largest NumericDate a Timestamp can show.
+MAX_NUMERIC_DATE = 253402300799
 
 
 class Claims(msgspec.Struct, frozen=True):
@@ -66,6 +68,10 @@ def decode_token(token: str, secret: str, now: float | None = None) -> Claims:
     for name, value in (("iat", iat), ("exp", exp)):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise AuthError("auth_failed", f"claim {name} must be a number")
+        # PyJWT's JSON takes NaN and Infinity, which are no JSON numbers: NaN would never
+        # compare as expired. Times past year 9999 cannot be shown as Timestamps (API.md §1).
+        if not -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE:
+            raise AuthError("auth_failed", f"claim {name} is out of range")
     # No leeway: a token is valid strictly before its `exp`.
     if exp <= (now if now is not None else time.time()):
         raise AuthError("token_expired", "token has expired")
