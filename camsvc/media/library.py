@@ -4,6 +4,7 @@ and keeping the catalogue in step with the media folders (at start-up and on ino
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -161,11 +162,34 @@ class MediaLibrary:
         rec = self._find(kind, filename)
         if kind == "recording" and self._recording_in_use(filename):
             raise InvalidState("file_in_use", f"{filename} is still being written")
-        self._path(rec).unlink(missing_ok=True)
+        self.unlink(rec)
         self.catalog.remove(kind, filename)
         log.info("file_deleted", kind=kind, filename=filename, reason="requested")
         message = "Recording deleted" if kind == "recording" else "Snapshot deleted"
         return DeleteResult(filename, True, message)
+
+    def unlink(self, rec: FileRecord) -> int:
+        """Remove a catalogued file from disk; its size, or 0 when it is already gone.
+
+        The device folder is opened without following a symlink and the file removed relative
+        to it, so a folder replaced by a link to elsewhere never leads outside the roots.
+        """
+        try:
+            dir_fd = os.open(
+                self.roots[rec.kind] / rec.subdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+            )
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return 0
+            raise
+        try:
+            size = os.stat(rec.filename, dir_fd=dir_fd, follow_symlinks=False).st_size
+            os.unlink(rec.filename, dir_fd=dir_fd)
+            return size
+        except FileNotFoundError:
+            return 0
+        finally:
+            os.close(dir_fd)
 
     def storage_info(self) -> StorageInfo:
         """Usage of the recordings filesystem and bytes under each root."""

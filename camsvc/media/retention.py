@@ -115,12 +115,7 @@ class Retention:
             return CleanupResult(False, 0, 0, "Retention policy is disabled")
         deleted = freed = 0
         for rec in self._victims(policy):
-            path = self._library.roots[rec.kind] / rec.subdir / rec.filename
-            try:
-                size = path.stat().st_size
-                path.unlink()
-            except FileNotFoundError:
-                size = 0
+            size = self._library.unlink(rec)
             self._catalog.remove(rec.kind, rec.filename)
             deleted += 1
             freed += size

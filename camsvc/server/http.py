@@ -264,8 +264,15 @@ def _body_and_end(conn: h11.Connection, req: HttpRequest, resp: HttpResponse) ->
 
 def _open_regular(path: str | bytes, flags: int) -> int:
     """Open a regular file only: a path swapped since the route looked at it for a symlink is
-    not followed, and one swapped for a FIFO or device neither blocks nor gets read."""
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+    not followed, and one swapped for a FIFO or device neither blocks nor gets read. Its
+    folder (a media device folder) is opened without following a symlink too, so a folder
+    replaced by a link to elsewhere is not served through."""
+    parent, name = os.path.split(os.fsdecode(path))
+    dir_fd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.ENOENT, "not a regular file", path)
