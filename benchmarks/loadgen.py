@@ -171,6 +171,7 @@ class WsConn(asyncio.Protocol):
         self.sent: collections.deque[int] = collections.deque()
         self._handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reply: asyncio.Future[bytes] | None = None
+        self._closing = False
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -183,6 +184,8 @@ class WsConn(asyncio.Protocol):
         """Fail whoever waits on this connection."""
         self.closed = True
         self.stats.outstanding -= len(self.sent)
+        if not self._closing:  # dropped by the server: requests in flight are lost
+            self.stats.errors += len(self.sent)
         self.sent.clear()
         err = ConnectionError("connection lost")
         if not self._handshake.done():
@@ -319,6 +322,7 @@ class WsConn(asyncio.Protocol):
 
     def close(self) -> None:
         """Send a close frame (1000) and drop the TCP connection."""
+        self._closing = True
         if self.transport is not None and not self.transport.is_closing():
             if self.open and not self.closed:
                 self.transport.write(request_frame(b"\x03\xe8", 0x8))
