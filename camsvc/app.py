@@ -22,10 +22,12 @@ from camsvc.api.media import MediaApi
 from camsvc.api.metrics import MetricsApi
 from camsvc.api.retention import RetentionApi
 from camsvc.api.session import SessionApi
+from camsvc.api.streams import StreamsApi
 from camsvc.api.system import SystemApi
 from camsvc.auth.keys import KeyStore
 from camsvc.auth.session import Authenticator
 from camsvc.cameras.registry import CameraEntry, CameraRegistry
+from camsvc.cameras.supervisor import CameraSupervisor
 from camsvc.config import Config
 from camsvc.events import EventBus
 from camsvc.media.catalog import Catalog
@@ -45,6 +47,9 @@ from camsvc.server.routes import add_health_routes, add_metrics_route
 from camsvc.server.websocket import ConnectionTable
 from camsvc.streaming.mediamtx import MediaMTXClient, PathCache
 from camsvc.streaming.paths import PathManager
+from camsvc.streaming.publisher import Publishers
+from camsvc.streaming.recordings import RecordingService
+from camsvc.streaming.streams import StreamService
 from camsvc.streaming.supervisor import MediaMTXSupervisor
 from camsvc.streaming.urls import Streams
 
@@ -107,6 +112,7 @@ class App:
             self.catalog,
             {"snapshot": Path(config.snapshots.path), "recording": Path(config.recording.path)},
             self.storage,
+            recording_in_use=lambda name: self.recordings.in_use(name),
         )
         self.retention = Retention(config.retention_policy, self.catalog, self.library)
         self.snapshots = Snapshots(
@@ -121,7 +127,12 @@ class App:
         SessionApi(self.authenticator, sec, self.registry).register(self.registry)
         SystemApi(config, self.health, self.registry).register(self.registry)
         EventsApi(self.bus).register(self.registry)
-        self.cameras_api = CamerasApi(self.cameras, config.mediamtx, self.health)
+        self.cameras_api = CamerasApi(
+            self.cameras,
+            config.mediamtx,
+            self.health,
+            recording=lambda device: self.recordings.is_recording(device),
+        )
         self.cameras_api.register(self.registry)
         MediaApi(self.snapshots, self.library, config.recording.default_page_size).register(
             self.registry
@@ -171,11 +182,38 @@ class App:
             resync_s=mtx.health_check_interval,
         )
         self.health.register("mediamtx", self.mediamtx_paths.health)
+        self.publishers = Publishers(
+            self._camera_supervisor, lambda device: f"rtsp://127.0.0.1:{mtx.rtsp_port}/{device}"
+        )
+        self.recordings = RecordingService(
+            config.recording,
+            self.cameras,
+            self.publishers,
+            self.mediamtx,
+            self.paths,
+            self.storage,
+            self.catalog,
+            self.bus,
+        )
+        self.streams = StreamService(
+            self.cameras,
+            self.publishers,
+            self.mediamtx,
+            self.mediamtx_paths,
+            mtx,
+            self.bus,
+            recording=self.recordings.is_recording,
+        )
+        StreamsApi(self.streams, self.recordings).register(self.registry)
         self.alerts = AlertService(
             config.alerts, self.metrics, self.sampler, self.health, self.bus.publish
         )
         self._shutdown = trio.Event()
         self._shutdown_reason: Literal["signal", "requested"] = "requested"
+
+    def _camera_supervisor(self, device: str) -> CameraSupervisor | None:
+        entry = self.cameras.get(device)
+        return entry.supervisor if entry is not None and entry.status == "CONNECTED" else None
 
     def _refresh_gauges(self) -> None:
         self.metrics.active_connections.set(len(self.connections))
@@ -304,6 +342,9 @@ class App:
                 await nursery.start(self.mediamtx_supervisor.run)
                 nursery.start_soon(self.mediamtx_paths.run)
                 nursery.start_soon(self.paths.run)
+                await nursery.start(self.publishers.run)
+                await nursery.start(self.recordings.run)
+                nursery.start_soon(self.streams.run)
         finally:
             with trio.move_on_after(1) as scope:
                 scope.shield = True

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import msgspec
@@ -116,9 +117,15 @@ class CamerasApi:
     """Handlers that read the camera registry."""
 
     def __init__(
-        self, cameras: CameraRegistry, mediamtx: MediaMTXConfig, health: HealthMonitor
+        self,
+        cameras: CameraRegistry,
+        mediamtx: MediaMTXConfig,
+        health: HealthMonitor,
+        *,
+        recording: Callable[[str], bool] = lambda device: False,
     ) -> None:
         self._cameras = cameras
+        self._recording = recording
         self._mediamtx = mediamtx
         self._health = health
         self._list_cache: dict[str, tuple[tuple[object, ...], msgspec.Raw]] = {}
@@ -148,7 +155,7 @@ class CamerasApi:
             resolution=entry.resolution,
             fps=entry.fps,
             streams=stream_urls(entry.device_id, self._mediamtx, host),
-            recording=False,
+            recording=self._recording(entry.device_id),
             snapshot_ready=sup is not None and sup.running,
         )
 

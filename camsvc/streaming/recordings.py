@@ -1,0 +1,495 @@
+"""Recordings of local cameras (API.md §8.4): MediaMTX records the camera's path to fMP4.
+
+Owns: the recording state of each camera (start, first segment, requested duration), the
+checks of start_recording in the order the API gives, switching `record` on the path,
+waiting for the first segment and for the last one to close, the auto-stop timer, the
+end of a recording on unplug or full storage, `recording_status_update` and the
+`recording.*` events, and adding finished segments to the catalogue. Must not touch: the
+device or the encoder (it asks `Publishers` for one), files other than its segments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, Literal
+
+import msgspec
+import structlog
+import trio
+
+from camsvc.cameras.registry import CameraRegistry
+from camsvc.config import RecordingConfig
+from camsvc.errors import CamsvcError, DependencyFailed, InvalidState, NotFound, Unsupported
+from camsvc.events import EventBus
+from camsvc.media.catalog import Catalog, FileRecord
+from camsvc.media.storage import StorageWatch
+from camsvc.streaming.mediamtx import (
+    MediaMTXClient,
+    MediaMTXError,
+    MediaMTXNotFound,
+    PathConfPatch,
+    to_camsvc_error,
+)
+from camsvc.streaming.paths import PathManager
+from camsvc.streaming.publisher import Publishers
+from camsvc.timefmt import utc_timestamp
+
+__all__ = [
+    "RecordingService",
+    "RecordingStarted",
+    "RecordingStatusUpdate",
+    "RecordingStopped",
+    "segment_start",
+]
+
+log = structlog.get_logger("camsvc.streaming.recordings")
+
+# stop_recording returns once the last segment is closed, at most this late (API.md §8.4).
+STOP_TIMEOUT_S: Final = 5.0
+# A segment whose size has not changed for this long after `record: false` is closed.
+CLOSED_STABLE_S: Final = 0.5
+# Poll period of the segment folder and of the recording monitor.
+POLL_S: Final = 0.05
+MONITOR_S: Final = 0.2
+# Storage is checked this often during a recording.
+STORAGE_CHECK_S: Final = 2.0
+
+_SEGMENT = re.compile(r"_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6})\.mp4$")
+
+Reason = Literal[
+    "requested",
+    "duration_elapsed",
+    "camera_disconnected",
+    "insufficient_storage",
+    "shutdown",
+    "mediamtx_error",
+]
+
+
+def segment_start(filename: str) -> float | None:
+    """Unix start time in a MediaMTX segment name (`camera0_2025-01-15_14-30-00-123456.mp4`)."""
+    m = _SEGMENT.search(filename)
+    if m is None:
+        return None
+    # MediaMTX writes local time (UTC when camsvc spawns it, where local is UTC anyway).
+    return dt.datetime.strptime(m.group(1), "%Y-%m-%d_%H-%M-%S-%f").timestamp()
+
+
+class RecordingStarted(msgspec.Struct, frozen=True):
+    """The result of start_recording."""
+
+    device: str
+    filename: str
+    status: Literal["RECORDING"]
+    start_time: str
+    duration: float | None
+    format: str
+
+
+class RecordingStopped(msgspec.Struct, frozen=True):
+    """The result of stop_recording."""
+
+    device: str
+    filename: str
+    status: Literal["STOPPED"]
+    start_time: str
+    end_time: str
+    duration: float
+    file_size: int
+    format: str
+    segments: list[str]
+
+
+class RecordingStatusUpdate(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Params of the `recording_status_update` notification."""
+
+    device: str
+    status: Literal["STARTED", "STOPPED", "ERROR"]
+    filename: str
+    duration: float | None
+    reason: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class RecordingStart(msgspec.Struct, frozen=True):
+    """Data of `recording.start`."""
+
+    device: str
+    filename: str
+    format: str
+    start_time: str
+    duration: float | None
+
+
+class RecordingStop(msgspec.Struct, frozen=True):
+    """Data of `recording.stop`."""
+
+    device: str
+    filename: str
+    end_time: str
+    duration: float
+    file_size: int
+    reason: str
+
+
+class RecordingError(msgspec.Struct, frozen=True):
+    """Data of `recording.error`."""
+
+    device: str
+    filename: str
+    reason: str
+    message: str
+
+
+class _Active:
+    """One camera's recording in progress."""
+
+    def __init__(self, device: str, fmt: str, duration: float | None, before: set[str]) -> None:
+        self.device = device
+        self.format = fmt
+        self.duration = duration
+        self.before = before
+        self.filename = ""
+        self.start_time = time.time()
+        self.started = False  # first segment seen
+        self.ending = False
+        self.scope = trio.CancelScope()
+
+
+class RecordingService:
+    """start_recording / stop_recording and the life of every recording."""
+
+    def __init__(
+        self,
+        cfg: RecordingConfig,
+        cameras: CameraRegistry,
+        publishers: Publishers,
+        client: MediaMTXClient,
+        paths: PathManager,
+        storage: StorageWatch,
+        catalog: Catalog,
+        bus: EventBus,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.root = Path(cfg.path)
+        self.cameras = cameras
+        self.publishers = publishers
+        self.client = client
+        self.paths = paths
+        self.storage = storage
+        self.catalog = catalog
+        self.bus = bus
+        self._clock = clock
+        self._active: dict[str, _Active] = {}
+        self._nursery: trio.Nursery | None = None
+
+    # -- queries ---------------------------------------------------------------------
+
+    def is_recording(self, device: str) -> bool:
+        """Whether a recording of `device` is active (starting or running)."""
+        return device in self._active
+
+    def in_use(self, filename: str) -> bool:
+        """Whether `filename` is a segment of an active recording (still being written)."""
+        for rec in self._active.values():
+            if filename.startswith(f"{rec.device}_") and filename not in rec.before:
+                return True
+        return False
+
+    def _segments(self, rec: _Active) -> list[Path]:
+        folder = self.root / rec.device
+        try:
+            files = [p for p in folder.iterdir() if p.suffix == ".mp4" and p.name not in rec.before]
+        except FileNotFoundError:
+            return []
+        return sorted(files, key=lambda p: (segment_start(p.name) or 0.0, p.name))
+
+    def _existing(self, device: str) -> set[str]:
+        try:
+            return {p.name for p in (self.root / device).iterdir()}
+        except FileNotFoundError:
+            return set()
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the recording monitors until cancelled; active recordings end with `shutdown`."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep(math.inf)
+        finally:
+            with trio.move_on_after(STOP_TIMEOUT_S) as cleanup:
+                cleanup.shield = True
+                for device in list(self._active):
+                    await self._finish(device, "shutdown", error=False, switch_off=True)
+
+    # -- start ---------------------------------------------------------------------------
+
+    async def start_recording(
+        self, device: str, duration: float | None, fmt: str | None
+    ) -> RecordingStarted:
+        """Switch recording on and return once MediaMTX created the first segment."""
+        entry = self.cameras.get(device)
+        if entry is None or entry.status != "CONNECTED":
+            raise NotFound("camera", f"no connected camera {device}")
+        fmt = fmt or self.cfg.format
+        if fmt == "mkv":
+            raise Unsupported("format_unsupported", "MediaMTX records fMP4 (.mp4) only")
+        if device in self._active:
+            raise InvalidState("already_recording", f"{device} is already recording")
+        self.storage.check_room(self.root)
+        try:
+            await self.client.info()
+        except MediaMTXError as exc:
+            raise to_camsvc_error(exc) from exc
+        if device in self._active:  # another call started it meanwhile
+            raise InvalidState("already_recording", f"{device} is already recording")
+        assert self._nursery is not None
+        rec = _Active(device, fmt, duration, self._existing(device))
+        self._active[device] = rec
+        self.cameras.version += 1
+        try:
+            self.publishers.acquire(device, "recording")
+            self.paths.set_record(device, True)
+            await self._switch(device, True, deadline_s=float(self.cfg.start_timeout))
+            first = await self._wait_first_segment(rec)
+        except BaseException as exc:
+            await self._abandon(rec)
+            if isinstance(exc, MediaMTXError):
+                raise to_camsvc_error(exc) from exc
+            raise
+        rec.filename = first.name
+        # The recording starts with the first segment's first sample (its name says when).
+        rec.start_time = segment_start(first.name) or self._clock()
+        rec.started = True
+        log.info("recording_started", device=device, filename=rec.filename, duration=duration)
+        self.bus.notify_all(
+            "recording_status_update",
+            RecordingStatusUpdate(device, "STARTED", rec.filename, duration),
+        )
+        self.bus.publish(
+            "recording.start",
+            RecordingStart(device, rec.filename, fmt, utc_timestamp(rec.start_time), duration),
+            device=device,
+        )
+        self._nursery.start_soon(self._monitor, rec)
+        return RecordingStarted(
+            device=device,
+            filename=rec.filename,
+            status="RECORDING",
+            start_time=utc_timestamp(rec.start_time),
+            duration=duration,
+            format=fmt,
+        )
+
+    async def _switch(self, device: str, record: bool, *, deadline_s: float) -> None:
+        """Patch `record` on the path now (the path manager may still be adding it)."""
+        with trio.move_on_after(deadline_s):
+            while True:
+                try:
+                    await self.client.config_path_patch(device, PathConfPatch(record=record))
+                    return
+                except MediaMTXNotFound:
+                    if not record:
+                        return
+                    await trio.sleep(POLL_S * 2)
+        raise DependencyFailed("mediamtx_error", f"path {device} was not added in time")
+
+    async def _wait_first_segment(self, rec: _Active) -> Path:
+        timeout = float(self.cfg.start_timeout)
+        with trio.move_on_after(timeout):
+            while True:
+                found = await trio.to_thread.run_sync(self._segments, rec)
+                if found:
+                    return found[0]
+                if self.cameras.get(rec.device) is None or rec.device not in self._active:
+                    raise NotFound("camera", f"{rec.device} went away")
+                await trio.sleep(POLL_S)
+        raise DependencyFailed("mediamtx_error", f"no segment after {timeout:g} s")
+
+    async def _abandon(self, rec: _Active) -> None:
+        """Undo a start that failed: record off (best effort), publisher released."""
+        with trio.CancelScope(shield=True):
+            self.paths.set_record(rec.device, False)
+            with trio.move_on_after(2):
+                try:
+                    await self._switch(rec.device, False, deadline_s=2)
+                except (MediaMTXError, CamsvcError) as exc:
+                    log.warning("record_off_failed", device=rec.device, error=str(exc))
+            self.publishers.release(rec.device, "recording")
+            if self._active.get(rec.device) is rec:
+                del self._active[rec.device]
+                self.cameras.version += 1
+
+    # -- stop ------------------------------------------------------------------------
+
+    async def stop_recording(self, device: str) -> RecordingStopped:
+        """Switch recording off and return once the last segment is closed."""
+        if self.cameras.get(device) is None:
+            raise NotFound("camera", f"no camera {device}")
+        rec = self._active.get(device)
+        if rec is None or not rec.started or rec.ending:
+            raise InvalidState("not_recording", f"{device} is not recording")
+        try:
+            await self.client.info()
+        except MediaMTXError as exc:
+            raise to_camsvc_error(exc) from exc
+        return await self._finish(device, "requested", error=False, switch_off=True)
+
+    async def _finish(
+        self, device: str, reason: Reason, *, error: bool, switch_off: bool
+    ) -> RecordingStopped:
+        """End a recording: record off, wait for the last segment, catalogue, announce."""
+        rec = self._active[device]
+        rec.ending = True
+        end = self._clock()
+        if switch_off:
+            try:
+                await self._switch(device, False, deadline_s=STOP_TIMEOUT_S)
+            except (MediaMTXError, CamsvcError) as exc:
+                log.warning("record_off_failed", device=device, error=str(exc))
+                if reason == "requested":
+                    rec.ending = False  # still recording: the caller gets -32050
+                    if isinstance(exc, MediaMTXError):
+                        raise to_camsvc_error(exc) from exc
+                    raise
+        rec.scope.cancel()
+        self.paths.set_record(device, False)
+        await self._wait_closed(rec)
+        self.publishers.release(device, "recording")
+        del self._active[device]
+        self.cameras.version += 1
+        segments = await trio.to_thread.run_sync(self._segments, rec)
+        result = self._catalogue(rec, segments, end)
+        log.info(
+            "recording_stopped",
+            device=device,
+            reason=reason,
+            segments=len(segments),
+            duration=result.duration,
+        )
+        status: Literal["STOPPED", "ERROR"] = "ERROR" if error else "STOPPED"
+        self.bus.notify_all(
+            "recording_status_update",
+            RecordingStatusUpdate(device, status, rec.filename, result.duration, reason),
+        )
+        if error:
+            self.bus.publish(
+                "recording.error",
+                RecordingError(device, rec.filename, reason, f"recording ended: {reason}"),
+                device=device,
+            )
+        else:
+            self.bus.publish(
+                "recording.stop",
+                RecordingStop(
+                    device,
+                    rec.filename,
+                    result.end_time,
+                    result.duration,
+                    result.file_size,
+                    reason,
+                ),
+                device=device,
+            )
+        return result
+
+    async def _wait_closed(self, rec: _Active) -> None:
+        """Wait (≤ STOP_TIMEOUT_S) until no segment has grown for CLOSED_STABLE_S."""
+        with trio.move_on_after(STOP_TIMEOUT_S):
+            last: dict[str, int] = {}
+            stable_since = trio.current_time()
+            while True:
+                sizes = await trio.to_thread.run_sync(self._sizes, rec)
+                if sizes != last:
+                    last = sizes
+                    stable_since = trio.current_time()
+                elif trio.current_time() - stable_since >= CLOSED_STABLE_S:
+                    return
+                await trio.sleep(POLL_S)
+
+    def _sizes(self, rec: _Active) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self._segments(rec):
+            try:
+                out[p.name] = p.stat().st_size
+            except FileNotFoundError:
+                continue
+        return out
+
+    def _catalogue(self, rec: _Active, segments: list[Path], end: float) -> RecordingStopped:
+        """Add the segments to the catalogue (with durations) and build the stop result."""
+        total = 0
+        starts = [segment_start(p.name) or rec.start_time for p in segments]
+        for i, p in enumerate(segments):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            total += st.st_size
+            seg_end = starts[i + 1] if i + 1 < len(segments) else end
+            self.catalog.add(
+                FileRecord(
+                    "recording",
+                    p.name,
+                    subdir=rec.device,
+                    size=st.st_size,
+                    mtime=st.st_mtime,
+                    created=starts[i],
+                    duration=round(max(0.0, seg_end - starts[i]), 3),
+                )
+            )
+        first_start = starts[0] if starts else rec.start_time
+        return RecordingStopped(
+            device=rec.device,
+            filename=rec.filename,
+            status="STOPPED",
+            start_time=utc_timestamp(rec.start_time),
+            end_time=utc_timestamp(end),
+            duration=round(max(0.0, end - first_start), 3),
+            file_size=total,
+            format=rec.format,
+            segments=[p.name for p in segments],
+        )
+
+    # -- the monitor -------------------------------------------------------------------
+
+    async def _monitor(self, rec: _Active) -> None:
+        """End the recording on its duration, on unplug, or when storage is full."""
+        structlog.contextvars.clear_contextvars()  # not the starting request's task
+        reason: Reason | None = None
+        error = False
+        next_storage = trio.current_time() + STORAGE_CHECK_S
+        with rec.scope:
+            while reason is None:
+                wait = MONITOR_S
+                if rec.duration is not None:
+                    left = rec.start_time + rec.duration - self._clock()
+                    if left <= 0:
+                        reason = "duration_elapsed"
+                        break
+                    wait = min(wait, left)
+                await trio.sleep(wait)
+                entry = self.cameras.get(rec.device)
+                if entry is None or entry.status != "CONNECTED":
+                    reason, error = "camera_disconnected", True
+                elif trio.current_time() >= next_storage:
+                    next_storage = trio.current_time() + STORAGE_CHECK_S
+                    try:
+                        self.storage.check_room(self.root)
+                    except CamsvcError:
+                        reason, error = "insufficient_storage", True
+        if reason is None or rec.ending or self._active.get(rec.device) is not rec:
+            return
+        try:
+            await self._finish(rec.device, reason, error=error, switch_off=True)
+        except CamsvcError as exc:
+            log.warning("recording_end_failed", device=rec.device, error=str(exc))

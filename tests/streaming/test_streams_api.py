@@ -1,0 +1,192 @@
+"""Streams and recordings end to end: emulated cameras, the real service, the stand-in, ffprobe."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from camsvc.capture import Format
+from camsvc.streaming.publisher import encoder_argv
+from camsvc.streaming.standin import StandIn
+from camsvc.timefmt import parse_timestamp
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+
+async def ffprobe(target: str, entries: str) -> dict[str, Any]:
+    """ffprobe's JSON for `target` (an RTSP URL or a file)."""
+    with trio.fail_after(15):
+        done = await trio.run_process(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-show_entries",
+                entries,
+                "-of",
+                "json",
+                target,
+            ]
+            if target.startswith("rtsp")
+            else ["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", target],
+            capture_stdout=True,
+            capture_stderr=True,
+        )
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+async def live(nursery, cams, start_cameras_service, connect, tmp_path: Path):
+    """A service on one emulated camera and a stand-in whose RTSP port the config names."""
+
+    async def start(**sections: Any):
+        standin = StandIn(recordings=str(tmp_path / "recordings"))
+        await nursery.start(standin.run)
+        cams(0)
+        svc = await start_cameras_service(
+            mediamtx={
+                "api_url": standin.ports.api_url,
+                "spawn": "never",
+                "rtsp_port": standin.ports.rtsp,
+                "health_check_interval": 0.5,
+            },
+            **sections,
+        )
+        client = await connect(svc, "operator")
+        with trio.fail_after(10):
+            while not svc.app.mediamtx_paths.get("camera0"):
+                await svc.app.mediamtx_paths.changed.wait()
+        return svc, client, standin
+
+    return start
+
+
+class TestEncoderArgv:
+    def test_mjpeg_and_raw_inputs(self) -> None:
+        """MJPEG frames go in as mjpeg, YUYV/NV12 as rawvideo of the camera's size."""
+        fmt = Format(640, 480, "MJPG", 0, 0, 30.0, 4, False)
+        argv = encoder_argv(fmt, "rtsp://127.0.0.1:8554/camera0")
+        assert argv[argv.index("-f") + 1] == "mjpeg"
+        assert argv[-1] == "rtsp://127.0.0.1:8554/camera0"
+        raw = encoder_argv(Format(320, 240, "NV12", 320, 0, 15.0, 4, False), "rtsp://x/y")
+        assert "nv12" in raw and "320x240" in raw
+
+
+async def test_start_probe_stop(live) -> None:
+    """start_streaming makes the path ready with H.264 at the camera's size; stop ends it."""
+    svc, client, standin = await live()
+    url = await client.call("get_stream_url", {"device": "camera0"})
+    assert url["stream_status"] == "NOT_READY" and url["available"] is True
+    started = await client.call("start_streaming", {"device": "camera0"})
+    assert started["status"] == "STARTED" and started["stream_name"] == "camera0"
+    assert started["stream_url"] == started["urls"]["rtsp"]
+    assert started["auto_close_after"] == "300s"
+    again = await client.call("start_streaming", {"device": "camera0"})
+    assert again["start_time"] == started["start_time"]
+    rtsp = f"rtsp://127.0.0.1:{standin.ports.rtsp}/camera0"
+    probed = await ffprobe(rtsp, "stream=codec_name,width,height")
+    camera = (await client.call("get_camera_list"))["cameras"][0]
+    w, h = map(int, camera["resolution"].split("x"))
+    assert probed["streams"] == [{"codec_name": "h264", "width": w, "height": h}]
+
+    status = await client.call("get_stream_status", {"device": "camera0"})
+    assert status["status"] == "ACTIVE" and status["ready"] is True
+    assert status["ffmpeg_process"]["running"] and status["ffmpeg_process"]["pid"]
+    assert status["mediamtx_path"]["exists"] is True
+    svc.app.mediamtx_paths.refresh_soon()
+    with trio.fail_after(5):
+        while not (p := svc.app.mediamtx_paths.get("camera0")) or not p.ready:
+            await svc.app.mediamtx_paths.changed.wait()
+    assert (await client.call("get_stream_url", {"device": "camera0"}))["stream_status"] == "READY"
+    streams = await client.call("get_streams")
+    assert [s["name"] for s in streams] == ["camera0"]
+    assert streams[0]["ready"] is True and streams[0]["source"] == "rtspSession"
+
+    stopped = await client.call("stop_streaming", {"device": "camera0"})
+    assert stopped["status"] == "STOPPED" and stopped["stream_continues"] is False
+    assert stopped["start_time"] == started["start_time"] and stopped["duration"] > 0
+    with trio.fail_after(5):
+        # Only MediaMTX knows when the path went down: poll it, bounded.
+        while (await client.call("get_stream_status", {"device": "camera0"}))["ready"]:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    again = await client.call("stop_streaming", {"device": "camera0"})
+    assert again["start_time"] is None and again["duration"] == 0
+
+
+async def test_record_three_seconds(live) -> None:
+    """A 3 s recording is one catalogued fMP4 segment of about 3 s, named as returned."""
+    svc, client, _ = await live()
+    await client.call("subscribe_events", {"topics": ["recording.start", "recording.stop"]})
+    started = await client.call("start_recording", {"device": "camera0"})
+    assert started["status"] == "RECORDING" and started["filename"].startswith("camera0_")
+    assert started["filename"].endswith(".mp4") and started["format"] == "fmp4"
+    assert started["duration"] is None
+    err = await client.error("start_recording", {"device": "camera0"})
+    assert (err["code"], err["data"]["reason"]) == (-32020, "already_recording")
+    cams = (await client.call("get_camera_list"))["cameras"]
+    assert cams[0]["recording"] is True
+    # The recording's length is what is under test: 3 s from its start.
+    start = parse_timestamp(started["start_time"])
+    await trio.sleep(max(0.0, start + 3.0 - time.time()))
+    stopped = await client.call("stop_recording", {"device": "camera0"})
+    assert stopped["segments"] == [started["filename"]]
+    assert stopped["filename"] == started["filename"] and stopped["file_size"] > 0
+    assert 2.5 <= stopped["duration"] <= 4.0
+    listed = await client.call("list_recordings", {"device": "camera0"})
+    assert [f["filename"] for f in listed["files"]] == [started["filename"]]
+    assert listed["files"][0]["duration"] == pytest.approx(stopped["duration"], abs=0.5)
+    file = Path(svc.app.config.recording.path) / "camera0" / started["filename"]
+    info = await ffprobe(str(file), "format=duration:stream=codec_name")
+    assert info["streams"] == [{"codec_name": "h264"}]
+    assert 2.5 <= float(info["format"]["duration"]) <= 3.5, info
+    err = await client.error("stop_recording", {"device": "camera0"})
+    assert (err["code"], err["data"]["reason"]) == (-32020, "not_recording")
+    assert (await client.call("get_camera_list"))["cameras"][0]["recording"] is False
+    kinds = [
+        (m["method"], m["params"].get("status") or m["params"].get("topic")) for m in client.pending
+    ]
+    assert ("recording_status_update", "STARTED") in kinds
+    assert ("recording_status_update", "STOPPED") in kinds
+    assert ("event", "recording.start") in kinds and ("event", "recording.stop") in kinds
+
+
+async def test_duration_auto_stop(live) -> None:
+    """With duration=1 the recording stops by itself with reason duration_elapsed."""
+    svc, client, _ = await live()
+    started = await client.call("start_recording", {"device": "camera0", "duration": 1})
+    assert started["duration"] == 1
+    with trio.fail_after(8):
+        while True:
+            msg = await client.recv()
+            if (
+                msg.get("method") == "recording_status_update"
+                and msg["params"]["status"] != "STARTED"
+            ):
+                break
+    assert msg["params"]["status"] == "STOPPED"
+    assert msg["params"]["reason"] == "duration_elapsed"
+    assert 0.5 <= msg["params"]["duration"] <= 2.0
+    assert not svc.app.recordings.is_recording("camera0")
+
+
+async def test_checks(live) -> None:
+    """mkv is -32030, unknown camera -32010, not recording -32020, duration out of range -32602."""
+    _, client, _ = await live()
+    err = await client.error("start_recording", {"device": "camera0", "format": "mkv"})
+    assert (err["code"], err["data"]["reason"]) == (-32030, "format_unsupported")
+    err = await client.error("start_recording", {"device": "camera5"})
+    assert err["code"] == -32010
+    err = await client.error("start_recording", {"device": "camera0", "duration": 0})
+    assert err["code"] == -32602
+    err = await client.error("stop_recording", {"device": "camera0"})
+    assert (err["code"], err["data"]["reason"]) == (-32020, "not_recording")
+    err = await client.error("get_stream_url", {"device": "camera5"})
+    assert err["code"] == -32010
