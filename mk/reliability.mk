@@ -7,14 +7,17 @@
 FUZZ_RPC_SECONDS ?= 30
 FUZZ_RPC_RUNS ?= -1
 
-.PHONY: fuzz-rpc test-long
+.PHONY: fuzz-rpc test-long test-long-churn
 
 fuzz-rpc: install
 	$(PY) -m tests.reliability.fuzz_rpc -max_total_time=$(FUZZ_RPC_SECONDS) \
 		-runs=$(FUZZ_RPC_RUNS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-dict=tests/reliability/rpc.dict
 
-test-long: install
+# Other fragments may add their own prerequisites to test-long; none gives it a recipe.
+test-long: test-long-churn
+
+test-long-churn: install
 	CAMSVC_LONG=1 $(PYTEST) -q -m long tests/reliability
 
 TEST_SUITES += fuzz-rpc

@@ -6,6 +6,7 @@ offender and keep answering everyone else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -432,4 +433,28 @@ class TestFrames:
                         assert json.loads(event.data)["id"] == "after"
                         break
         assert pongs <= 5000
+        await ping_round_trip(other)
+
+    async def test_ping_flood_from_a_client_that_never_reads(self, start_service, connect):
+        """Pings from a client that never reads its pongs: that connection is dropped once the
+        server's own ping goes unanswered (pong_wait); another client is served meanwhile."""
+        svc = await start_service(
+            server={"ping_interval": 0.2, "pong_wait": 0.5, "write_buffer_size": 4096}
+        )
+        raw = await RawWs.open(svc.ports.main, rcvbuf=4096)
+        other = await connect(svc)
+        flood = frame(OP_PING, b"f" * 125) * 2000
+
+        async def send() -> None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await raw.send_raw(flood)
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send)
+                await wait_connections(svc, 2)
+                while len(svc.app.connections) != 1:
+                    await ping_round_trip(other)
+                    await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
         await ping_round_trip(other)
