@@ -67,6 +67,13 @@ class _Envelope(msgspec.Struct):
     id: Any = UNSET
 
 
+class _RawEnvelope(msgspec.Struct):
+    jsonrpc: Raw | UnsetType = UNSET
+    method: Raw | UnsetType = UNSET
+    params: Raw | UnsetType = UNSET
+    id: Raw | UnsetType = UNSET
+
+
 class ErrorData(msgspec.Struct, omit_defaults=True):
     """The `data` member of an error object."""
 
@@ -107,8 +114,10 @@ class Response(msgspec.Struct, omit_defaults=True):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+_raw_envelope_decoder = msgspec.json.Decoder(_RawEnvelope)
 _batch_decoder = msgspec.json.Decoder(list[Raw])
 _any_decoder = msgspec.json.Decoder()
+_raw_decoder = msgspec.json.Decoder(Raw)  # checks JSON syntax without converting numbers
 _encoder = msgspec.json.Encoder()
 _WS = b" \t\r\n"
 
@@ -170,9 +179,24 @@ def _decode_object(data: bytes) -> Item:
     try:
         env = _envelope_decoder.decode(data)
     except msgspec.ValidationError:
-        # Valid JSON, wrong shape for the envelope (cannot happen for an object); be safe.
-        return Invalid(InvalidRequest("invalid_request", "not a JSON-RPC request object"))
+        # A number too large for a double (`1e400`) stops msgspec. Decode the members one by
+        # one instead (a DecodeError from here is -32700), so the checks of §3.1 still apply.
+        raw = _raw_envelope_decoder.decode(data)
+        env = _Envelope(_member(raw.jsonrpc), _member(raw.method), raw.params, _member(raw.id))
     return _check_envelope(env)
+
+
+class _OutOfRange:
+    """A JSON number no double holds: never "2.0", a method name or an echoable id."""
+
+
+def _member(raw: Raw | UnsetType) -> Any:
+    if raw is UNSET:
+        return UNSET
+    try:
+        return _any_decoder.decode(raw)
+    except msgspec.ValidationError:
+        return _OutOfRange()
 
 
 def decode_message(data: bytes | str, max_batch: int) -> Parsed | Invalid:
@@ -207,7 +231,7 @@ def decode_message(data: bytes | str, max_batch: int) -> Parsed | Invalid:
                         Invalid(InvalidRequest("invalid_request", "batch element is not an object"))
                     )
             return Parsed(items, batch=True)
-        _any_decoder.decode(data)  # only to tell invalid JSON from a JSON scalar
+        _raw_decoder.decode(data)  # only to tell invalid JSON from a JSON scalar
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         return Invalid(ParseError("parse_error", f"invalid JSON: {exc}"))
     return Invalid(InvalidRequest("invalid_request", "request must be a JSON object or array"))

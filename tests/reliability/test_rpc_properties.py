@@ -199,7 +199,25 @@ class TestFoundByFuzzing:
         [reply] = check_reply(message, answer(app, json.dumps(message)))
         assert reply["result"]["files"] == [] and reply["result"]["offset"] == 10**30
 
+    def test_out_of_range_member_keeps_the_other_checks(self, app):
+        """`jsonrpc: 1e400` is invalid_version with the id echoed, like any other bad version."""
+        reply = json.loads(answer(app, '{"jsonrpc":1e400,"method":"ping","id":7}'))
+        assert reply["id"] == 7 and reply["error"]["data"]["reason"] == "invalid_version"
+
     def test_unrepresentable_id_is_not_echoed(self, app):
         """An id that overflows a double (1e400) is -32600 with id null (it cannot be echoed)."""
         reply = json.loads(answer(app, '{"jsonrpc":"2.0","method":"ping","id":1e400}'))
         assert reply["id"] is None and reply["error"]["code"] == -32600
+
+    @pytest.mark.parametrize(
+        ("text", "code"),
+        [
+            (b'{"jsonrpc":1e400,"method":"ping","params":{"a":"\x08\x00', -32700),
+            (b'{"jsonrpc":"2.0","method":"ping","id":1e400} x', -32700),
+            (b"1e400", -32600),
+        ],
+    )
+    def test_number_out_of_range_does_not_hide_the_syntax(self, app, text, code):
+        """msgspec stops at `1e400`; invalid JSON after it is still -32700, valid is -32600."""
+        reply = json.loads(answer(app, text))
+        assert reply["id"] is None and reply["error"]["code"] == code, reply
