@@ -197,14 +197,23 @@ class Publisher:
                 height=fmt.height,
             )
             tail: deque[str] = deque(maxlen=STDERR_LINES)
+            failure: list[str] = []
             try:
                 async with trio.open_nursery() as nursery:
+
+                    async def feed() -> None:
+                        try:
+                            await self._feed(proc, sup, fmt, first.sequence - 1)
+                        except (EncoderFailed, CaptureError) as exc:
+                            failure.append(str(exc))
+                        nursery.cancel_scope.cancel()
+
                     nursery.start_soon(self._read_stderr, proc, tail)
-                    nursery.start_soon(self._feed, proc, sup, fmt, first.sequence - 1)
+                    nursery.start_soon(feed)
                     await proc.wait()
-                    raise EncoderFailed(
-                        f"encoder exited with {proc.returncode}: {' | '.join(tail)}"[:500]
-                    )
+                    failure.append(f"encoder exited with {proc.returncode}: {' | '.join(tail)}")
+                    nursery.cancel_scope.cancel()
+                raise EncoderFailed(failure[0][:500] if failure else "encoder stopped")
             finally:
                 self.pid = None
                 self.started_at = None

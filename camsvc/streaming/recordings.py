@@ -156,6 +156,7 @@ class _Active:
         self.filename = ""
         self.start_time = time.time()
         self.started = False  # first segment seen
+        self.catalogued: set[str] = set()  # segments already in the catalogue
         self.ending = False
         self.scope = trio.CancelScope()
 
@@ -270,6 +271,7 @@ class RecordingService:
         # The recording starts with the first segment's first sample (its name says when).
         rec.start_time = segment_start(first.name) or self._clock()
         rec.started = True
+        await trio.to_thread.run_sync(self._catalogue_open, rec)
         log.info("recording_started", device=device, filename=rec.filename, duration=duration)
         self.bus.notify_all(
             "recording_status_update",
@@ -425,6 +427,21 @@ class RecordingService:
                 continue
         return out
 
+    def _catalogue_open(self, rec: _Active) -> None:
+        """Catalogue segments being written (size so far, duration unknown) not yet listed."""
+        for p in self._segments(rec):
+            if p.name in rec.catalogued:
+                continue
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            start = segment_start(p.name) or st.st_mtime
+            self.catalog.add(
+                FileRecord("recording", p.name, rec.device, st.st_size, st.st_mtime, start)
+            )
+            rec.catalogued.add(p.name)
+
     def _catalogue(self, rec: _Active, segments: list[Path], end: float) -> RecordingStopped:
         """Add the segments to the catalogue (with durations) and build the stop result."""
         total = 0
@@ -487,6 +504,8 @@ class RecordingService:
                         self.storage.check_room(self.root)
                     except CamsvcError:
                         reason, error = "insufficient_storage", True
+                    else:
+                        await trio.to_thread.run_sync(self._catalogue_open, rec)
         if reason is None or rec.ending or self._active.get(rec.device) is not rec:
             return
         try:

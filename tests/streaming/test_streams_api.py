@@ -49,8 +49,14 @@ async def live(nursery, cams, start_cameras_service, connect, tmp_path: Path):
 
     async def start(**sections: Any):
         standin = StandIn(recordings=str(tmp_path / "recordings"))
-        await nursery.start(standin.run)
-        cams(0)
+        standin.scope = trio.CancelScope()  # cancelling it stops the stand-in (an outage)
+
+        async def run_standin(task_status: trio.TaskStatus[None]) -> None:
+            with standin.scope:
+                await standin.run(task_status=task_status)
+
+        await nursery.start(run_standin)
+        standin.camera = cams(0)
         svc = await start_cameras_service(
             mediamtx={
                 "api_url": standin.ports.api_url,
@@ -190,3 +196,63 @@ async def test_checks(live) -> None:
     assert (err["code"], err["data"]["reason"]) == (-32020, "not_recording")
     err = await client.error("get_stream_url", {"device": "camera5"})
     assert err["code"] == -32010
+
+
+async def next_status(client, *, skip: str = "STARTED") -> dict[str, Any]:
+    """The params of the next recording_status_update whose status is not `skip`."""
+    with trio.fail_after(8):
+        while True:
+            msg = await client.recv()
+            update = msg.get("method") == "recording_status_update"
+            if update and msg["params"]["status"] != skip:
+                return msg["params"]
+
+
+async def test_stream_kept_for_recording_and_file_in_use(live) -> None:
+    """stop_streaming keeps a recording's publisher; an open segment cannot be deleted."""
+    svc, client, _ = await live()
+    await client.call("start_streaming", {"device": "camera0"})
+    started = await client.call("start_recording", {"device": "camera0"})
+    stopped = await client.call("stop_streaming", {"device": "camera0"})
+    assert stopped["stream_continues"] is True
+    assert svc.app.publishers.get("camera0") is not None
+    err = await client.error("delete_recording", {"filename": started["filename"]})
+    assert (err["code"], err["data"]["reason"]) == (-32020, "file_in_use")
+    await client.call("stop_recording", {"device": "camera0"})
+    assert svc.app.publishers.get("camera0") is None
+    deleted = await client.call("delete_recording", {"filename": started["filename"]})
+    assert deleted["deleted"] is True
+
+
+async def test_unplug_mid_recording(live) -> None:
+    """Unplugging the camera ends its recording with ERROR camera_disconnected; files stay."""
+    svc, client, standin = await live()
+    started = await client.call("start_recording", {"device": "camera0"})
+    standin.camera.unplug()
+    params = await next_status(client)
+    assert params["status"] == "ERROR" and params["reason"] == "camera_disconnected"
+    assert params["filename"] == started["filename"]
+    file = Path(svc.app.config.recording.path) / "camera0" / started["filename"]
+    assert file.exists()
+    info = await client.call("get_recording_info", {"filename": started["filename"]})
+    assert info["file_size"] > 0
+    assert not svc.app.recordings.is_recording("camera0")
+
+
+async def test_mediamtx_down(live) -> None:
+    """With MediaMTX gone the M methods answer -32050; get_stream_url still answers (ERROR)."""
+    svc, client, standin = await live()
+    standin.scope.cancel()
+    with trio.fail_after(10):
+        while svc.app.mediamtx_paths.reachable:
+            await svc.app.mediamtx_paths.refresh()
+    for method in ("start_streaming", "stop_streaming", "get_stream_status", "start_recording"):
+        err = await client.error(method, {"device": "camera0"})
+        assert (err["code"], err["data"]["reason"]) == (-32050, "mediamtx_unavailable"), method
+    err = await client.error("get_streams")
+    assert err["code"] == -32050
+    err = await client.error("stop_recording", {"device": "camera0"})
+    assert err["code"] == -32020  # not recording is checked before MediaMTX
+    url = await client.call("get_stream_url", {"device": "camera0"})
+    assert url["stream_status"] == "ERROR" and url["available"] is False
+    assert svc.app.publishers.get("camera0") is None

@@ -219,7 +219,8 @@ class RtspConnection:
                 self._nursery = nursery
                 await self._read_loop()
                 nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+            # The peer went away (also while a task of the nursery was replying): done.
             pass
         finally:
             self.closed.set()
