@@ -88,6 +88,7 @@ class CameraSupervisor:
         self._frame_ready = trio.Event()
         self._pump_scope: trio.CancelScope | None = None
         self._gone = False
+        self._stream = 0  # counts stream starts; frame sequences restart with each
 
     # -- users ------------------------------------------------------------------------
 
@@ -118,12 +119,19 @@ class CameraSupervisor:
             self._pump_scope.deadline = deadline
 
     async def wait_frame(self, after_sequence: int = -1) -> Frame:
-        """The next frame with a sequence above `after_sequence` (the pump must be in use)."""
-        while self.latest is None or self.latest.sequence <= after_sequence:
+        """The next frame with a sequence above `after_sequence` (the pump must be in use).
+
+        A stream that restarts counts from 0 again: any frame of a stream started after this
+        call counts as new, whatever its sequence.
+        """
+        stream = self._stream
+        while True:
+            frame = self.latest
+            if frame is not None and (self._stream != stream or frame.sequence > after_sequence):
+                return frame
             if self._gone:
                 raise DeviceGone(errno.ENODEV, "device disconnected", self.path)
             await self._frame_ready.wait()
-        return self.latest
 
     # -- the pump ---------------------------------------------------------------------
 
@@ -177,6 +185,9 @@ class CameraSupervisor:
     async def _pump(self) -> None:
         camera = Camera(self.path)
         mode = self.mode
+        # A frame of an earlier stream is never served as this stream's newest.
+        self._stream += 1
+        self.latest = None
         try:
             fps = mode.fps[0] if mode and mode.fps else None
             self.format = await trio.to_thread.run_sync(
@@ -217,5 +228,6 @@ class CameraSupervisor:
         finally:
             self.camera = None
             self.format = None
+            self.latest = None
             camera.close()
             log.info("pump_stopped", device=self.device_id)

@@ -257,3 +257,29 @@ class TestSupervision:
         mock_clock.jump(2)
         await _until(lambda: not sup.running)
         assert sup.last_error is None
+
+
+class TestRestartedStream:
+    """Frames of an earlier stream never count as new ones."""
+
+    async def test_snapshot_after_keepalive_expired(self, cams, start_cameras_service, connect):
+        """The first snapshot after the pump stopped and restarted succeeds, although the new
+        stream's frame sequence starts again from 0."""
+        cam = cams(0, manual_clock=True)
+        svc = await start_cameras_service(snapshots={"warm_keepalive_s": 0.2, "timeout": 3})
+        client = await connect(svc, "operator")
+        sup = svc.app.cameras.get("camera0").supervisor
+        async with sup.use():
+            await _until(lambda: sup.running)
+            cam.tick(200)  # a first stream well past sequence 0
+            frame = await sup.wait_frame()
+            while frame.sequence < 150:
+                frame = await sup.wait_frame(frame.sequence)
+        await _until(lambda: not sup.running)  # the keep-alive ran out: the pump stopped
+        await client.send(
+            {"jsonrpc": "2.0", "method": "take_snapshot", "params": {"device": "camera0"}, "id": 7}
+        )
+        await _until(lambda: sup.running)
+        cam.tick(3)  # the new stream's frames 0, 1, 2
+        reply = await client.recv()
+        assert reply["id"] == 7 and reply["result"]["status"] == "SUCCESS", reply
