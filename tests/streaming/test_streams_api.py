@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -256,3 +258,26 @@ async def test_mediamtx_down(live) -> None:
     url = await client.call("get_stream_url", {"device": "camera0"})
     assert url["stream_status"] == "ERROR" and url["available"] is False
     assert svc.app.publishers.get("camera0") is None
+
+
+async def test_encoder_killed_is_restarted(live) -> None:
+    """A killed encoder is restarted; stream_started is announced when the path is ready."""
+    svc, client, _ = await live()
+    await client.call("subscribe_events", {"topics": ["mediamtx.stream_started"]})
+    await client.call("start_streaming", {"device": "camera0"})
+    with trio.fail_after(5):
+        while True:
+            msg = await client.recv()
+            if msg.get("method") == "event":
+                break
+    data = msg["params"]["data"]
+    assert data == {"device": "camera0", "stream_name": "camera0", "source": "rtspSession"}
+    publisher = svc.app.publishers.get("camera0")
+    first = publisher.pid
+    os.kill(first, signal.SIGKILL)
+    with trio.fail_after(8):
+        # The restart is the publisher's own business: poll its state, bounded.
+        while publisher.pid in (None, first) or publisher.restarts == 0:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    await svc.app.streams.wait_ready("camera0")
+    assert publisher.restarts == 1 and publisher.last_error  # exit or broken pipe, first wins
