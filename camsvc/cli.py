@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import resource
@@ -18,7 +19,7 @@ from camsvc.auth.tokens import mint_token
 from camsvc.config import Config, ConfigError, load_config
 from camsvc.logs import configure_logging
 
-__all__ = ["main", "parse_duration"]
+__all__ = ["GC_THRESHOLDS", "main", "parse_duration", "tune_gc"]
 
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -51,6 +52,19 @@ def raise_nofile_limit() -> tuple[int, int]:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return soft, hard
+
+
+# Young-generation collections every 50,000 allocations instead of 700: each connection keeps
+# ~80 long-lived objects, and frequent collections re-scanned them all (about 14 % of server
+# CPU at 100 connections, half of it at 1,000; see benchmarks/RESULTS.md, RPC).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Freeze the start-up heap out of collections and collect young objects less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -93,7 +107,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     old, new = raise_nofile_limit()
     log.info("nofile_limit", soft_before=old, soft=new, hard=new)
     try:
-        trio.run(App(config, demo=bool(demo_dir)).run)
+        app = App(config, demo=bool(demo_dir))
+        tune_gc()
+        trio.run(app.run)
     finally:
         if demo_dir:
             remove_demo_dir(demo_dir)
