@@ -102,6 +102,7 @@ class Catalog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._counts: dict[tuple[object, ...], int] = {}
 
     def close(self) -> None:
         """Close the database."""
@@ -111,6 +112,7 @@ class Catalog:
 
     def add(self, rec: FileRecord) -> None:
         """Insert or replace a file's row."""
+        self._counts.clear()
         self._db.execute(
             f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
             (rec.kind, rec.filename, rec.subdir, rec.size, rec.mtime, rec.created,
@@ -119,6 +121,7 @@ class Catalog:
 
     def remove(self, kind: Kind, filename: str) -> None:
         """Forget a file."""
+        self._counts.clear()
         self._db.execute("DELETE FROM files WHERE kind = ? AND filename = ?", (kind, filename))
 
     def get(self, kind: Kind, filename: str) -> FileRecord | None:
@@ -136,15 +139,40 @@ class Catalog:
         if subdir is not None:
             where += " AND subdir = ?"
             args.append(subdir)
-        total = self._db.execute(f"SELECT COUNT(*) FROM files WHERE {where}", args).fetchone()[0]
+        total = self._count(where, args)
         if offset >= total:  # also keeps offsets past SQLite's 64-bit INTEGER out of the query
             return [], total
-        rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM files WHERE {where} "
-            "ORDER BY mtime DESC, filename ASC LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        ).fetchall()
+        if offset + limit <= total // 2:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM files WHERE {where} "
+                "ORDER BY mtime DESC, filename ASC LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            ).fetchall()
+        else:
+            # Deep pages are near the oldest end: walk the index from there (fewer rows to skip).
+            last = min(total, offset + limit)
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM files WHERE {where} "
+                "ORDER BY mtime ASC, filename DESC LIMIT ? OFFSET ?",
+                [*args, last - offset, total - last],
+            ).fetchall()
+            rows.reverse()
         return [_record(r) for r in rows], total
+
+    def _count(self, where: str, args: list[object]) -> int:
+        # COUNT(*) walks the index (milliseconds at 100k rows); totals only change on writes.
+        key = (where, *args)
+        cached = self._counts.get(key)
+        if cached is None:
+            cached = self._db.execute(f"SELECT COUNT(*) FROM files WHERE {where}", args).fetchone()[
+                0
+            ]
+            self._counts[key] = cached
+        return cached
+
+    def changed(self) -> None:
+        """Forget cached totals (after writes through another connection)."""
+        self._counts.clear()
 
     def oldest(self, kinds: Iterable[Kind], before: float | None = None) -> list[FileRecord]:
         """Files of the given kinds, oldest first (only those created before `before`)."""
@@ -164,6 +192,7 @@ class Catalog:
 
     def reconcile(self, kind: Kind, root: Path) -> tuple[int, int]:
         """Make the rows of `kind` match the files under `root`; returns (added, removed)."""
+        self._counts.clear()
         # Rows first, then the disk: a file the service adds in between is then seen on disk
         # and kept, never taken for a vanished one.
         rows = {

@@ -217,11 +217,12 @@ class MediaLibrary:
             )
             if added or removed:
                 log.info("catalog_reconciled", kind=kind, added=added, removed=removed)
+        self.catalog.changed()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reconcile at start, then whenever the media folders change, until cancelled."""
         inotify = inotify_simple.INotify(nonblocking=True)
-        watched: set[Path] = set()
+        watched: dict[int, Path] = {}
         try:
             self._watch_tree(inotify, watched)
             await self.reconcile()
@@ -231,22 +232,42 @@ class MediaLibrary:
             while True:
                 await trio.lowlevel.wait_readable(fd)
                 await trio.sleep(RECONCILE_DEBOUNCE_S)
-                inotify.read(timeout=0)
+                events = inotify.read(timeout=0)
                 self._watch_tree(inotify, watched)
-                await self.reconcile()
+                if not all(self._explained(e, watched) for e in events):
+                    await self.reconcile()
         finally:
             trio.lowlevel.notify_closing(inotify.fileno())
             inotify.close()
 
-    def _watch_tree(self, inotify: inotify_simple.INotify, watched: set[Path]) -> None:
+    def _explained(self, event: inotify_simple.Event, watched: dict[int, Path]) -> bool:
+        """True when the catalogue already reflects this event (the service's own writes)."""
+        directory = watched.get(event.wd)
+        if directory is None or not event.name or event.mask & inotify_simple.flags.Q_OVERFLOW:
+            return False
+        if event.name.startswith("."):
+            return True  # temporaries and hidden files are never catalogued
+        kind = next((k for k, root in self.roots.items() if directory.parent == root), None)
+        if kind is None:
+            return False  # a device folder came or went: rescan
+        rec = self.catalog.get(kind, event.name)
+        if event.mask & (inotify_simple.flags.DELETE | inotify_simple.flags.MOVED_FROM):
+            return rec is None or rec.subdir != directory.name
+        try:
+            size = (directory / event.name).stat().st_size
+        except FileNotFoundError:
+            return rec is None
+        return rec is not None and rec.subdir == directory.name and rec.size == size
+
+    def _watch_tree(self, inotify: inotify_simple.INotify, watched: dict[int, Path]) -> None:
         """Watch each root and its per-device subdirectories (new ones included)."""
+        known = set(watched.values())
         for root in self.roots.values():
             dirs = [root, *(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())]
             for d in dirs:
-                if d not in watched:
+                if d not in known:
                     try:
-                        inotify.add_watch(d, _WATCH_MASK)
-                        watched.add(d)
+                        watched[inotify.add_watch(d, _WATCH_MASK)] = d
                     except OSError as exc:
                         log.warning("media_watch_failed", dir=str(d), error=exc.strerror)
 

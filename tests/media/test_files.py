@@ -192,3 +192,28 @@ class TestStorageInfo:
         assert info["warn_percent"] == 80 and info["block_percent"] == 90
         assert info["low_space_warning"] == (info["usage_percentage"] >= 80)
         assert info["blocked"] == (info["usage_percentage"] >= 90)
+
+
+class TestCatalogPaging:
+    """Pages from either end of the index are the same slices of one ordering."""
+
+    def test_every_page_matches_the_full_order(self, tmp_path):
+        """Newest first, ties by name, for every offset and several limits (both scan directions)."""
+        from camsvc.media.catalog import Catalog, FileRecord
+
+        catalog = Catalog(tmp_path / "c.db")
+        for i in range(37):
+            mtime = 1000.0 + i // 3  # groups of equal mtime exercise the filename tie-break
+            catalog.add(FileRecord("snapshot", f"f{i:02d}.jpg", "camera0", 1, mtime, mtime))
+        full, total = catalog.page("snapshot", 1000, 0)
+        assert total == 37
+        names = [r.filename for r in full]
+        assert names == sorted(names, key=lambda n: (-(1000 + int(n[1:3]) // 3), n))
+        for limit in (1, 5, 10, 36, 37):
+            for offset in range(0, 40):
+                page, page_total = catalog.page("snapshot", limit, offset)
+                assert page_total == 37
+                assert [r.filename for r in page] == names[offset : offset + limit]
+        catalog.add(FileRecord("snapshot", "new.jpg", "camera1", 1, 5000.0, 5000.0))
+        assert catalog.page("snapshot", 1, 0) == ([catalog.get("snapshot", "new.jpg")], 38)
+        catalog.close()
