@@ -198,7 +198,7 @@ class TestCatalogPaging:
     """Pages from either end of the index are the same slices of one ordering."""
 
     def test_every_page_matches_the_full_order(self, tmp_path):
-        """Newest first, ties by name, for every offset and several limits (both scan directions)."""
+        """Newest first, ties by name, for every offset and several limits (both directions)."""
         from camsvc.media.catalog import Catalog, FileRecord
 
         catalog = Catalog(tmp_path / "c.db")
