@@ -50,6 +50,8 @@ BACKOFF_MAX_S: Final = 10.0
 HEALTHY_RUN_S: Final = 10.0
 # How long to wait for the pump's first frame before the attempt counts as failed.
 FIRST_FRAME_TIMEOUT_S: Final = 5.0
+# No frame newer than the last one fed for this long: the pump may have restarted its stream.
+FEED_STALL_S: Final = 2.0
 # Grace between SIGTERM and SIGKILL of the encoder's process group.
 KILL_GRACE_S: Final = 1.0
 # Lines of ffmpeg's stderr kept for the log.
@@ -227,7 +229,12 @@ class Publisher:
         assert proc.stdin is not None
         seq = after
         while True:
-            frame = await sup.wait_frame(seq)
+            with trio.move_on_after(FEED_STALL_S) as waited:
+                frame = await sup.wait_frame(seq)
+            if waited.cancelled_caught:
+                # A restarted stream numbers its frames from 0 again: accept them.
+                seq = -1
+                continue
             seq = frame.sequence
             camera = sup.camera
             data = camera.frame_data() if camera is not None else None

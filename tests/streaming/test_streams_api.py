@@ -141,6 +141,8 @@ async def test_record_three_seconds(live) -> None:
     assert (err["code"], err["data"]["reason"]) == (-32020, "already_recording")
     cams = (await client.call("get_camera_list"))["cameras"]
     assert cams[0]["recording"] is True
+    snap = await client.call("take_snapshot", {"device": "camera0"})  # shares the pump
+    assert snap["file_size"] > 0
     # The recording's length is what is under test: 3 s from its start.
     start = parse_timestamp(started["start_time"])
     await trio.sleep(max(0.0, start + 3.0 - time.time()))
