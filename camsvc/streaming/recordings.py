@@ -136,6 +136,15 @@ class RecordingStop(msgspec.Struct, frozen=True):
     reason: str
 
 
+class RecordingProgress(msgspec.Struct, frozen=True):
+    """Data of `recording.progress`."""
+
+    device: str
+    filename: str
+    elapsed: float
+    file_size: int
+
+
 class RecordingError(msgspec.Struct, frozen=True):
     """Data of `recording.error`."""
 
@@ -479,12 +488,25 @@ class RecordingService:
 
     # -- the monitor -------------------------------------------------------------------
 
+    async def _progress(self, rec: _Active) -> None:
+        """Publish `recording.progress`: the current segment and the bytes written so far."""
+        sizes = await trio.to_thread.run_sync(self._sizes, rec)
+        current = max(sizes, key=lambda n: segment_start(n) or 0.0) if sizes else rec.filename
+        elapsed = round(max(0.0, self._clock() - rec.start_time), 3)
+        self.bus.publish(
+            "recording.progress",
+            RecordingProgress(rec.device, current, elapsed, sum(sizes.values())),
+            device=rec.device,
+        )
+
     async def _monitor(self, rec: _Active) -> None:
         """End the recording on its duration, on unplug, or when storage is full."""
         structlog.contextvars.clear_contextvars()  # not the starting request's task
         reason: Reason | None = None
         error = False
         next_storage = trio.current_time() + STORAGE_CHECK_S
+        progress_s = float(self.cfg.progress_interval)
+        next_progress = trio.current_time() + progress_s
         with rec.scope:
             while reason is None:
                 wait = MONITOR_S
@@ -506,6 +528,9 @@ class RecordingService:
                         reason, error = "insufficient_storage", True
                     else:
                         await trio.to_thread.run_sync(self._catalogue_open, rec)
+                if reason is None and progress_s > 0 and trio.current_time() >= next_progress:
+                    next_progress = trio.current_time() + progress_s
+                    await self._progress(rec)
         if reason is None or rec.ending or self._active.get(rec.device) is not rec:
             return
         try:

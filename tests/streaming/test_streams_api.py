@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import trio
 
@@ -283,3 +284,25 @@ async def test_encoder_killed_is_restarted(live) -> None:
             await trio.sleep(0.05)
     await svc.app.streams.wait_ready("camera0")
     assert publisher.restarts == 1 and publisher.last_error  # exit or broken pipe, first wins
+
+
+async def test_idle_close_and_progress(live) -> None:
+    """An unread stream closes after idle_close_after; a recording reports progress."""
+    svc, client, _ = await live(recording={"progress_interval": 0.5})
+    svc.app.streams.cfg = msgspec.structs.replace(svc.app.streams.cfg, idle_close_after=1)
+    await client.call("subscribe_events", {"topics": ["recording.progress"]})
+    await client.call("start_streaming", {"device": "camera0"})
+    with trio.fail_after(8):
+        # Closing is the service's own timer: poll its state, bounded.
+        while svc.app.publishers.get("camera0") is not None:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    started = await client.call("start_recording", {"device": "camera0"})
+    with trio.fail_after(5):
+        while True:
+            msg = await client.recv()
+            if msg.get("method") == "event":
+                break
+    data = msg["params"]["data"]
+    assert data["device"] == "camera0" and data["filename"] == started["filename"]
+    assert data["elapsed"] > 0 and data["file_size"] >= 0
+    await client.call("stop_recording", {"device": "camera0"})
