@@ -362,6 +362,8 @@ class RecordingService:
         rec = self._active[device]
         rec.ending = True
         end = self._clock()
+        # Before the patch: a reconcile running meanwhile must not switch record back on.
+        self.paths.set_record(device, False)
         if switch_off:
             try:
                 await self._switch(device, False, deadline_s=STOP_TIMEOUT_S)
@@ -369,11 +371,11 @@ class RecordingService:
                 log.warning("record_off_failed", device=device, error=str(exc))
                 if reason == "requested":
                     rec.ending = False  # still recording: the caller gets -32050
+                    self.paths.set_record(device, True)
                     if isinstance(exc, MediaMTXError):
                         raise to_camsvc_error(exc) from exc
                     raise
         rec.scope.cancel()
-        self.paths.set_record(device, False)
         await self._wait_closed(rec)
         self.publishers.release(device, "recording")
         del self._active[device]
