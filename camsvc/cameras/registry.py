@@ -7,6 +7,7 @@ its own nursery, and announces every change on the event bus.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -133,6 +134,7 @@ class CameraRegistry:
         self.failed: str | None = None
         # Bumped on every change to what the camera methods show; lets them cache replies.
         self.version = 0
+        self._next_forget = math.inf  # when the next DISCONNECTED camera is forgotten
 
     # -- queries ----------------------------------------------------------------------
 
@@ -160,15 +162,20 @@ class CameraRegistry:
         """Listed cameras by device number."""
         return [e for _, e in sorted(self._entries.items()) if self._listed(e)]
 
-    def state_key(self) -> tuple[object, ...]:
-        """Changes whenever a listed camera's visible state may have changed."""
-        return (
-            self.version,
-            *(
-                (e.number, e.status, e.supervisor is not None and e.supervisor.running)
-                for e in self.entries()
-            ),
-        )
+    def state_key(self) -> int:
+        """Changes whenever a listed camera's visible state may have changed (O(1))."""
+        if self._clock() >= self._next_forget:
+            # A DISCONNECTED camera just dropped out of the list.
+            self._bump()
+        return self.version
+
+    def _bump(self) -> None:
+        self.version += 1
+        gone = [e.disconnected_at for e in self._entries.values() if e.disconnected_at is not None]
+        expiries = [
+            t + self.cfg.forget_after for t in gone if t + self.cfg.forget_after > self._clock()
+        ]
+        self._next_forget = min(expiries, default=math.inf)
 
     def connected(self) -> list[CameraEntry]:
         """CONNECTED cameras by device number."""
@@ -280,6 +287,7 @@ class CameraRegistry:
             entry.mode,
             warm_keepalive_s=self._warm_keepalive_s,
             on_gone=self._on_gone,
+            on_change=self._bump,
         )
         entry.supervisor = sup
         self._nursery.start_soon(sup.run)
@@ -309,7 +317,7 @@ class CameraRegistry:
         self._changed(entry, old)
 
     def _changed(self, entry: CameraEntry, old: Status) -> None:
-        self.version += 1  # anything listed may differ (name, mode, error): caches refresh
+        self._bump()  # anything listed may differ (name, mode, error): caches refresh
         if old == entry.status:
             return
         self._bus.publish(

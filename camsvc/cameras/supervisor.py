@@ -72,12 +72,14 @@ class CameraSupervisor:
         *,
         warm_keepalive_s: float,
         on_gone: Callable[[str, str], None],
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.device_id = device_id
         self.path = path
         self.mode = mode
         self.warm_keepalive_s = warm_keepalive_s
         self._on_gone = on_gone
+        self._on_change = on_change  # `running` flipped (snapshot_ready changes)
         self.stats = PumpStats()
         self.format: Format | None = None
         self.latest: Frame | None = None
@@ -199,6 +201,7 @@ class CameraSupervisor:
                 )
             )
             self.camera = camera
+            self._on_change()
             log.info(
                 "pump_started",
                 device=self.device_id,
@@ -226,8 +229,11 @@ class CameraSupervisor:
                     errno.ETIMEDOUT, f"stalled: no frame for {stall_s:.1f} s", self.path
                 )
         finally:
+            was_running = self.camera is not None
             self.camera = None
             self.format = None
             self.latest = None
             camera.close()
+            if was_running:
+                self._on_change()
             log.info("pump_stopped", device=self.device_id)

@@ -103,6 +103,7 @@ class Catalog:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._counts: dict[tuple[object, ...], int] = {}
+        self._data_version = -1
 
     def close(self) -> None:
         """Close the database."""
@@ -160,7 +161,12 @@ class Catalog:
         return [_record(r) for r in rows], total
 
     def _count(self, where: str, args: list[object]) -> int:
-        # COUNT(*) walks the index (milliseconds at 100k rows); totals only change on writes.
+        # COUNT(*) walks the index (milliseconds at 100k rows); totals only change on writes:
+        # ours clear the cache, and data_version moves when another connection commits.
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._counts.clear()
+            self._data_version = version
         key = (where, *args)
         cached = self._counts.get(key)
         if cached is None:
