@@ -684,14 +684,13 @@ def markdown(rep: Report) -> str:
         "switch that turns the request observer off (`metrics.enabled: false` only removes "
         "the route), hence the bench launcher.",
         "",
-        "Where the time goes (cProfile of `Metrics.render()`): `prometheus_client`'s "
-        "`generate_latest` formats every sample line in Python (label escaping, float "
-        "formatting), a few µs per line, and the request histogram alone is 16 lines per "
-        "method (12 buckets, `+Inf`, `_count`, `_sum`, `_created`); the render time grows with "
-        "the number of methods called, not with connections or cameras. The observer's cost is "
-        "`prometheus_client`'s child `inc()`/`observe()` (a lock each) plus the percentile "
-        "deque. Both are inside `camsvc/observability/metrics.py`; a plain-Python counting "
-        "path exported through a custom collector would cut both (not done here).",
+        "Where the time goes: `prometheus_client`'s `generate_latest` formats every sample "
+        "line in Python (label escaping, float formatting), a few µs per line, and the request "
+        "histogram is 15 lines per method answered (12 buckets, `+Inf`, `_count`, `_sum`; no "
+        "`_created` series), so render time grows with the number of methods called, not with "
+        "connections or cameras. On the request path the observer is plain Python (a bucket "
+        "count, a per-(method, code) count, the percentile deque); the Prometheus families "
+        "are built by a collector only when `/metrics` is scraped.",
         "",
     ]
     return "\n".join(lines)
