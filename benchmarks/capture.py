@@ -23,7 +23,6 @@ import datetime as dt
 import http.client
 import os
 import platform
-import re
 import socket
 import statistics
 import subprocess
@@ -32,6 +31,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from benchmarks.report import update_results_md
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -64,25 +65,6 @@ def preload_and_reexec() -> None:
     env["LD_PRELOAD"] = " ".join(filter(None, [str(emulator_library()), env.get("LD_PRELOAD")]))
     env["CAMSVC_EMU_DIR"] = tempfile.mkdtemp(prefix="camsvc-bench-")
     os.execve(sys.executable, [sys.executable, "-m", "benchmarks.capture", *sys.argv[1:]], env)
-
-
-def update_results_md(path: Path, body: str, heading: str = SECTION) -> None:
-    """Replace (or append) the `## <heading>` section of path, keeping the other sections."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == f"## {heading}"), None)
-    block = [f"## {heading}", "", *body.rstrip("\n").splitlines(), ""]
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *block]
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if re.match(r"^## (?!#)", lines[i])),
-            len(lines),
-        )
-        lines[start:end] = block
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
 def pct(values: list[float], q: float) -> float:

@@ -42,6 +42,7 @@ import msgspec
 import psutil
 
 from benchmarks.loadgen import TOKEN_ENV, RunResult, raise_nofile_limit
+from benchmarks.report import update_results_md
 
 __all__ = ["Check", "Machine", "Report", "Summary", "main", "update_results_md"]
 
@@ -826,25 +827,6 @@ def render(report: Report) -> str:
     return "\n".join(parts) + "\n"
 
 
-def update_results_md(path: Path, body: str, heading: str = SECTION) -> None:
-    """Replace (or append) the `## <heading>` section of `path`, keeping every other section."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == f"## {heading}"), None)
-    block = [f"## {heading}", "", *body.rstrip("\n").splitlines(), ""]
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *block]
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if re.match(r"^## (?!#)", lines[i])),
-            len(lines),
-        )
-        lines[start:end] = block
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
 # -- the run -----------------------------------------------------------------------------
 
 
@@ -924,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_json:
         saved = msgspec.json.decode(args.from_json.read_bytes(), type=Report)
-        update_results_md(BENCH_DIR / "RESULTS.md", render(saved))
+        update_results_md(BENCH_DIR / "RESULTS.md", render(saved), SECTION)
         print(f"re-rendered benchmarks/RESULTS.md ({SECTION}) from {args.from_json}")
         return 0
     if args.quick:
@@ -1138,7 +1120,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(exist_ok=True)
     json_path = out_dir / f"rpc-{now.strftime('%Y-%m-%d')}.json"
     json_path.write_bytes(msgspec.json.format(msgspec.json.encode(report)) + b"\n")
-    update_results_md(BENCH_DIR / "RESULTS.md", body)
+    update_results_md(BENCH_DIR / "RESULTS.md", body, SECTION)
     print(f"wrote {json_path.relative_to(ROOT)} and benchmarks/RESULTS.md ({SECTION})")
     return 0
 

@@ -46,6 +46,8 @@ from typing import Any
 import msgspec
 import psutil
 
+from benchmarks.report import update_results_md
+
 __all__ = [
     "HOST",
     "Check",
@@ -208,25 +210,6 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def update_results_md(path: Path, body: str, heading: str) -> None:
-    """Replace (or append) the `## <heading>` section of `path`, keeping every other section."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == f"## {heading}"), None)
-    block = [f"## {heading}", "", *body.rstrip("\n").splitlines(), ""]
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *block]
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if re.match(r"^## (?!#)", lines[i])),
-            len(lines),
-        )
-        lines[start:end] = block
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
 def apply_nice(value: int) -> str:
