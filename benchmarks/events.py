@@ -54,6 +54,7 @@ from benchmarks.wsclient import (
     open_clients,
     pyspy,
     raise_nofile_limit,
+    report_tail,
     request,
     stats_ms,
     update_results_md,
@@ -469,24 +470,7 @@ def render(r: Report) -> str:
         f"Server ready in {r.server_ready_s:.2f} s with {CAMERAS} cameras; idle RSS "
         f"{r.server_idle_rss_mb} MiB.",
     ]
-    for p in r.profiles:
-        parts += [
-            "",
-            f"### Profile: {p.load} ({p.samples} py-spy samples)",
-            "",
-            markdown_table(
-                ["camsvc function (inclusive)", "total %", "self %"],
-                [[f"`{h.function}`", str(h.total_pct), str(h.self_pct)] for h in p.top_camsvc],
-            ),
-            "",
-            markdown_table(
-                ["function (self time)", "self %", "total %"],
-                [[f"`{h.function}`", str(h.self_pct), str(h.total_pct)] for h in p.top_self],
-            ),
-        ]
-    parts += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in r.settings.items()) + "."]
-    if r.notes:
-        parts += ["", "Notes:", ""] + [f"- {n}" for n in r.notes]
+    parts += report_tail(r.profiles, r.settings, r.notes)
     return "\n".join(parts) + "\n"
 
 

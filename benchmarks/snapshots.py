@@ -61,6 +61,7 @@ from benchmarks.wsclient import (
     open_clients,
     pyspy,
     raise_nofile_limit,
+    report_tail,
     request,
     rss_mb,
     stats_ms,
@@ -643,24 +644,7 @@ def render(r: Report) -> str:
             ],
         ),
     ]
-    for p in r.profiles:
-        parts += [
-            "",
-            f"### Profile: {p.load} ({p.samples} py-spy samples)",
-            "",
-            markdown_table(
-                ["camsvc function (inclusive)", "total %", "self %"],
-                [[f"`{h.function}`", str(h.total_pct), str(h.self_pct)] for h in p.top_camsvc],
-            ),
-            "",
-            markdown_table(
-                ["function (self time)", "self %", "total %"],
-                [[f"`{h.function}`", str(h.self_pct), str(h.total_pct)] for h in p.top_self],
-            ),
-        ]
-    parts += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in r.settings.items()) + "."]
-    if r.notes:
-        parts += ["", "Notes:", ""] + [f"- {n}" for n in r.notes]
+    parts += report_tail(r.profiles, r.settings, r.notes)
     return "\n".join(parts) + "\n"
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "median",
     "open_clients",
     "raise_nofile_limit",
+    "report_tail",
     "request",
     "stats_ms",
     "update_results_md",
@@ -905,3 +906,29 @@ def pyspy(pid: int, out: Path, load: str, result: list[Profile]) -> Iterator[Non
             proc.wait(5)
     if out.exists():
         result.append(parse_pyspy_raw(out.read_text(errors="replace"), load))
+
+
+def report_tail(
+    profiles: Sequence[Profile], settings: dict[str, Any], notes: Sequence[str]
+) -> list[str]:
+    """The end of a RESULTS.md section: py-spy profile tables, the settings, the notes."""
+    parts: list[str] = []
+    for p in profiles:
+        parts += [
+            "",
+            f"### Profile: {p.load} ({p.samples} py-spy samples)",
+            "",
+            markdown_table(
+                ["camsvc function (inclusive)", "total %", "self %"],
+                [[f"`{h.function}`", str(h.total_pct), str(h.self_pct)] for h in p.top_camsvc],
+            ),
+            "",
+            markdown_table(
+                ["function (self time)", "self %", "total %"],
+                [[f"`{h.function}`", str(h.self_pct), str(h.total_pct)] for h in p.top_self],
+            ),
+        ]
+    parts += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + "."]
+    if notes:
+        parts += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    return parts
