@@ -6,13 +6,11 @@ import pytest
 import trio
 
 from camsvc.capture import DeviceGone
+from tests.fixtures.service import until
 
 
 async def _until(predicate, timeout_s: float = 10) -> None:
-    """Wait until predicate() holds, checking whenever the service is idle."""
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+    await until(predicate, timeout_s, cushion_s=0.01)
 
 
 class TestDiscovery:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 import trio
 
+from tests.fixtures.service import until
+
 pytestmark = pytest.mark.device
 
 
@@ -16,10 +18,7 @@ def _device_id(path) -> str:
 
 
 async def _until(predicate, timeout_s: float = 30) -> None:
-    """Wait (bounded) until predicate() holds, re-checking whenever the service goes idle."""
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+    await until(predicate, timeout_s, cushion_s=0.05)
 
 
 async def test_discovery_and_status(lane, start_service, connect):

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-import trio
+
+from tests.fixtures.service import until
 
 
 def _put(root: Path, subdir: str, name: str, size: int = 100, mtime: float | None = None) -> Path:
@@ -20,9 +21,7 @@ def _put(root: Path, subdir: str, name: str, size: int = 100, mtime: float | Non
 
 
 async def _until(predicate, timeout_s: float = 10) -> None:
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+    await until(predicate, timeout_s, cushion_s=0.05)
 
 
 @pytest.fixture
