@@ -20,44 +20,34 @@ from pathlib import Path
 
 import pytest
 
+# The ioctl numbers and helpers shared with the emulator's own ABI tests.
+from tests.emulator.v4l2 import (
+    BUF_FLAG_MAPPED,
+    BUF_FLAG_TIMESTAMP_MASK,
+    BUF_FLAG_TIMESTAMP_MONOTONIC,
+    CAPTURE,
+    CID_BRIGHTNESS,
+    DQBUF,
+    ENUM_FMT,
+    G_CTRL,
+    G_FMT,
+    G_PARM,
+    MEMORY_MMAP,
+    QBUF,
+    QUERYBUF,
+    QUERYCTRL,
+    REQBUFS,
+    S_CTRL,
+    S_FMT,
+    S_PARM,
+    STREAMOFF,
+    STREAMON,
+    fourcc,
+    fourcc_text,
+    frame_sizes,
+)
+
 pytestmark = pytest.mark.device
-
-CAPTURE = 1  # V4L2_BUF_TYPE_VIDEO_CAPTURE
-MEMORY_MMAP = 1
-FLAG_MAPPED = 0x1
-FLAG_TIMESTAMP_MASK = 0xE000
-FLAG_TIMESTAMP_MONOTONIC = 0x2000
-FRMSIZE_DISCRETE = 1
-
-
-def _ioc(direction: int, nr: int, size: int) -> int:
-    return (direction << 30) | (size << 16) | (ord("V") << 8) | nr
-
-
-ENUM_FMT = _ioc(3, 2, 64)
-G_FMT = _ioc(3, 4, 208)
-S_FMT = _ioc(3, 5, 208)
-REQBUFS = _ioc(3, 8, 20)
-QUERYBUF = _ioc(3, 9, 88)
-QBUF = _ioc(3, 15, 88)
-DQBUF = _ioc(3, 17, 88)
-STREAMON = _ioc(1, 18, 4)
-STREAMOFF = _ioc(1, 19, 4)
-ENUM_FRAMESIZES = _ioc(3, 74, 44)
-G_PARM = _ioc(3, 21, 204)
-G_CTRL = _ioc(3, 27, 8)
-S_CTRL = _ioc(3, 28, 8)
-QUERYCTRL = _ioc(3, 36, 68)
-CID_BRIGHTNESS = 0x00980900
-S_PARM = _ioc(3, 22, 204)
-
-
-def fourcc(text: str) -> int:
-    return struct.unpack("<I", text.encode())[0]
-
-
-def fourcc_text(value: int) -> str:
-    return struct.pack("<I", value).decode(errors="replace")
 
 
 def set_fmt(fd: int, width: int, height: int, pixfmt: str) -> tuple[int, int, str, int]:
@@ -119,23 +109,6 @@ def formats(fd: int) -> list[str]:
             return found
         found.append(fourcc_text(struct.unpack_from("<I", buf, 44)[0]))
     raise AssertionError("ENUM_FMT never ended with EINVAL")
-
-
-def frame_sizes(fd: int, pixfmt: str) -> list[tuple[int, int]]:
-    """The discrete sizes ENUM_FRAMESIZES lists for pixfmt."""
-    sizes = []
-    for index in range(64):
-        buf = bytearray(44)
-        struct.pack_into("<II", buf, 0, index, fourcc(pixfmt))
-        try:
-            fcntl.ioctl(fd, ENUM_FRAMESIZES, buf)
-        except OSError as exc:
-            assert exc.errno == errno.EINVAL
-            return sizes
-        kind, width, height = struct.unpack_from("<III", buf, 8)
-        assert kind == FRMSIZE_DISCRETE, "the lanes offer discrete frame sizes"
-        sizes.append((width, height))
-    raise AssertionError("ENUM_FRAMESIZES never ended with EINVAL")
 
 
 def v4l2_buffer(index: int = 0) -> bytearray:
@@ -304,8 +277,8 @@ def test_frames_carry_monotonic_timestamps_and_rising_sequence(lane):
     now = time.clock_gettime(time.CLOCK_MONOTONIC)
     for frame in frames:
         assert frame["bytesused"] == 640 * 480 * 2
-        assert frame["flags"] & FLAG_MAPPED
-        assert frame["flags"] & FLAG_TIMESTAMP_MASK == FLAG_TIMESTAMP_MONOTONIC
+        assert frame["flags"] & BUF_FLAG_MAPPED
+        assert frame["flags"] & BUF_FLAG_TIMESTAMP_MASK == BUF_FLAG_TIMESTAMP_MONOTONIC
         # CLOCK_MONOTONIC, but vivid stamps a frame with the time its interval ends, which
         # can be up to one interval (at most 1 s) later than the DQBUF that returns it.
         assert now - 10 < frame["timestamp"] <= now + 1.0, (frame, now)
