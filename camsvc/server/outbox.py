@@ -29,12 +29,19 @@ class Outbox:
         self._ready.set()
         return kept
 
-    async def get(self) -> bytes:
-        """The oldest queued notification, waiting for one if needed."""
-        while not self._queue:
-            self._ready = trio.Event()
+    def wake(self) -> None:
+        """Wake the writer with nothing queued (it has other bytes to flush)."""
+        self._ready.set()
+
+    async def wait(self) -> None:
+        """Return once something is queued or `wake` was called since the last wait."""
+        if not self._queue:
             await self._ready.wait()
-        return self._queue.popleft()
+        self._ready = trio.Event()
+
+    def pop(self) -> bytes | None:
+        """The oldest queued notification, or None."""
+        return self._queue.popleft() if self._queue else None
 
     def __len__(self) -> int:
         return len(self._queue)

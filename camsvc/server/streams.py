@@ -1,10 +1,12 @@
-"""A stream that first replays bytes already read, so a request can change hands."""
+"""Stream wrappers of the WebSocket transport: replaying a request head, and direct writes."""
 
 from __future__ import annotations
 
+import os
+
 import trio
 
-__all__ = ["PrefixedStream"]
+__all__ = ["PrefixedStream", "WriteThroughStream"]
 
 
 class PrefixedStream(trio.abc.Stream):
@@ -41,6 +43,79 @@ class PrefixedStream(trio.abc.Stream):
         """Half-close the wrapped stream when it supports it."""
         if isinstance(self.stream, trio.abc.HalfCloseableStream):
             await self.stream.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the wrapped stream."""
+        await self.stream.aclose()
+
+
+class WriteThroughStream(trio.abc.Stream):
+    """A socket stream with one writer at a time, which a synchronous caller may also
+    write to at once when nobody else is writing and the socket has room.
+
+    Notification fan-out calls `try_write` for each client from the publishing task: one
+    `write(2)` per client instead of a task wake-up and an await each. Callers write whole
+    WebSocket frames, so the bytes on the wire stay in frame order: a direct write the
+    kernel takes only in part leaves its rest as a backlog that `send_all` and `flush` put
+    on the wire before anything else.
+    """
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self._lock = trio.StrictFIFOLock()
+        self._backlog = b""
+
+    @property
+    def backlogged(self) -> bool:
+        """True while part of a direct write still waits to go out."""
+        return bool(self._backlog)
+
+    def try_write(self, data: bytes) -> bool:
+        """Write `data` now if no one else is writing; False when the caller must queue it.
+
+        True means the socket took all of it, or part of it with the rest in the backlog
+        (the caller then has `flush` run). A socket error also returns False: the queued
+        path meets the same error and closes the connection through its usual route.
+        """
+        # fileno() is -1 once the socket is closed: never write to a number reused since.
+        fd = self.stream.socket.fileno()
+        if self._lock.locked() or self._backlog or fd < 0:
+            return False
+        try:
+            n = os.write(fd, data)
+        except OSError:
+            return False
+        if n < len(data):
+            self._backlog = data[n:]
+        return True
+
+    async def flush(self) -> None:
+        """Send the backlog of a partial direct write, if any."""
+        async with self._lock:
+            await self._send_backlog()
+
+    async def _send_backlog(self) -> None:
+        if self._backlog:
+            await self.stream.send_all(self._backlog)
+            self._backlog = b""
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send after the backlog, one writer at a time."""
+        async with self._lock:
+            await self._send_backlog()
+            await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Delegate to the wrapped stream."""
+        await self.stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Read from the wrapped stream."""
+        return await self.stream.receive_some(max_bytes)
+
+    async def send_eof(self) -> None:
+        """Half-close the wrapped stream."""
+        await self.stream.send_eof()
 
     async def aclose(self) -> None:
         """Close the wrapped stream."""

@@ -3,15 +3,19 @@
 The reader hands each text message to the dispatcher. Synchronous methods are answered
 inline; others run as tasks in the connection's handler nursery, at most
 `max_concurrent_requests` at once (then the reader waits). Responses are sent directly
-(bounded by `write_timeout`); notifications go through the connection's `Outbox`.
+(bounded by `write_timeout`). A notification is written to the socket at once, framed
+here, when nothing else is being written to that client and its socket has room; otherwise
+it waits in the connection's `Outbox` for the connection's writer task.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import socket
-from collections.abc import Callable, Coroutine, Iterator
+import struct
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import structlog
@@ -27,9 +31,9 @@ from camsvc.rpc.dispatch import Dispatcher
 from camsvc.rpc.ratelimit import TokenBucket
 from camsvc.server.http import HttpRequest, error_response
 from camsvc.server.outbox import Outbox
-from camsvc.server.streams import PrefixedStream
+from camsvc.server.streams import PrefixedStream, WriteThroughStream
 
-__all__ = ["ClientConnection", "ConnectionTable"]
+__all__ = ["ClientConnection", "ConnectionTable", "text_frame"]
 
 log = structlog.get_logger("camsvc.ws")
 
@@ -52,8 +56,11 @@ class ClientConnection:
         dispatcher: Dispatcher,
         cfg: ServerConfig,
         on_drop: Callable[[], None] = lambda: None,
+        direct: WriteThroughStream | None = None,
     ) -> None:
         self.ws = ws
+        self._direct = direct
+        self._writer_busy = False
         self.rpc = rpc
         self._dispatcher = dispatcher
         self._cfg = cfg
@@ -74,7 +81,19 @@ class ClientConnection:
         return self.outbox.dropped
 
     def notify(self, message: bytes) -> None:
-        """Queue a notification for this client (dropping its oldest when full)."""
+        """Send a notification now if the socket is free, else queue it (dropping the oldest
+        queued when full)."""
+        direct = self._direct
+        if (
+            direct is not None
+            and not self._writer_busy
+            and not self.outbox
+            and self.ws.closed is None
+            and direct.try_write(text_frame(message))
+        ):
+            if direct.backlogged:
+                self.outbox.wake()
+            return
         if not self.outbox.push(message):
             self._on_drop()
             log.info("notification_dropped", conn=self.rpc.conn_id, dropped=self.outbox.dropped)
@@ -140,8 +159,22 @@ class ClientConnection:
             self._slots.release()
 
     async def _send(self, data: bytes) -> None:
+        await self._bounded_write(self.ws.send_message(data.decode()))
+
+    async def _send_notification(self, message: bytes) -> None:
+        if self._direct is None:
+            await self._send(message)
+        elif self.ws.closed is not None:
+            raise ConnectionClosed(self.ws.closed)
+        else:
+            await self._bounded_write(self._direct.send_all(text_frame(message)))
+
+    async def _bounded_write(self, write: Awaitable[None]) -> None:
         with trio.move_on_after(self._cfg.write_timeout) as cs:
-            await self.ws.send_message(data.decode())
+            try:
+                await write
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise ConnectionClosed(self.ws.closed) from None
         if cs.cancelled_caught:
             log.warning("write_timeout", conn=self.rpc.conn_id)
             self._close_code = CLOSE_SERVER_ERROR
@@ -156,20 +189,31 @@ class ClientConnection:
 
     async def _flush_notifications(self) -> None:
         """Send what is queued (the `system.shutdown` event) before the close frame."""
-        with trio.move_on_after(self._cfg.write_timeout):
-            try:
-                while len(self.outbox):
-                    await self._send(await self.outbox.get())
-            except ConnectionClosed:
-                pass
+        # A peer already gone needs no flush: the close that follows handles it.
+        with trio.move_on_after(self._cfg.write_timeout), contextlib.suppress(ConnectionClosed):
+            await self._drain()
 
     async def _write_notifications(self) -> None:
         try:
             while True:
-                data = await self.outbox.get()
-                await self._send(data)
+                await self.outbox.wait()
+                await self._drain()
         except ConnectionClosed:
             self._read_scope.cancel()
+
+    async def _drain(self) -> None:
+        """Send the rest of a partial direct write, then every queued notification.
+
+        While this runs, `notify` queues instead of writing, so notifications keep their order.
+        """
+        self._writer_busy = True
+        try:
+            if self._direct is not None and self._direct.backlogged:
+                await self._bounded_write(self._direct.flush())
+            while (message := self.outbox.pop()) is not None:
+                await self._send_notification(message)
+        finally:
+            self._writer_busy = False
 
     async def _keepalive(self) -> None:
         counter = itertools.count()
@@ -231,9 +275,10 @@ class ConnectionTable:
     async def handle_upgrade(self, stream: trio.abc.Stream, head: bytes, req: HttpRequest) -> None:
         """Check, accept and serve a WebSocket upgrade (the HTTP layer already read `head`)."""
         async with trio.open_nursery() as nursery:
+            direct = WriteThroughStream(stream) if isinstance(stream, trio.SocketStream) else None
             request = await trio_websocket.wrap_server_stream(
                 nursery,
-                PrefixedStream(stream, head),
+                PrefixedStream(direct or stream, head),
                 max_message_size=self._cfg.max_message_size,
                 receive_buffer_size=self._cfg.read_buffer_size,
             )
@@ -262,7 +307,7 @@ class ConnectionTable:
                 session=self._auth.anonymous(),
                 host=req.headers.get("host", ""),
             )
-            client = ClientConnection(ws, rpc, self._dispatcher, self._cfg, self._on_drop)
+            client = ClientConnection(ws, rpc, self._dispatcher, self._cfg, self._on_drop, direct)
             self._open[conn_id] = client
             self._bus.attach(conn_id, client)
             self.total_accepted += 1
@@ -292,6 +337,16 @@ class ConnectionTable:
         while self._open:
             self._emptied = trio.Event()
             await self._emptied.wait()
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame (RFC 6455 §5.2) as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
 
 
 def _set_send_buffer(stream: trio.abc.Stream, size: int) -> None:

@@ -160,13 +160,17 @@ class TestDelivery:
 
     async def test_slow_client_loses_oldest_only(self, start_service, connect):
         """A full queue drops the oldest notifications, counts them, and never drops a response."""
-        svc = await start_service(server={"send_queue_size": 4})
+        svc = await start_service(server={"send_queue_size": 4, "write_buffer_size": 4096})
         slow = await connect(svc, "viewer")
         await slow.call("subscribe_events", {"topics": ["snapshot.taken"]})
+        # Larger than the socket buffers: its direct write is partial, the writer task owns
+        # the socket until the client reads, and what follows must queue.
+        big = {"device": "camera0", "seq": -1, "pad": "x" * 900_000}
+        svc.app.bus.publish("snapshot.taken", big, device="camera0")
         for i in range(100):  # no checkpoint in between: the writer cannot drain meanwhile
             svc.app.bus.publish("snapshot.taken", {"device": "camera0", "seq": i}, device="camera0")
-        got = [(await slow.recv())["params"]["data"]["seq"] for _ in range(4)]
-        assert got == [96, 97, 98, 99]
+        got = [(await slow.recv())["params"]["data"]["seq"] for _ in range(5)]
+        assert got == [-1, 96, 97, 98, 99]
         stats = await slow.call("get_subscription_stats")
         assert stats["events_dropped"] == 96
 
