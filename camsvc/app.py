@@ -107,7 +107,7 @@ class App:
             warm_keepalive_s=config.snapshots.warm_keepalive_s,
             status_update=self._camera_status_update,
         )
-        self.catalog = Catalog(config.storage.db_path)
+        self.catalog = Catalog(config.storage.db_path, repair=True)
         self.library = MediaLibrary(
             self.catalog,
             {"snapshot": Path(config.snapshots.path), "recording": Path(config.recording.path)},

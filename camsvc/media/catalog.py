@@ -5,19 +5,26 @@ server database could replace it. Files live in `<root>/<subdir>/<filename>`; th
 mirrors them: the service adds what it writes, and `reconcile` brings the rows in line with
 the file system (at start-up and when the media folders change behind the service's back).
 Filenames are unique within a kind (API.md §1.1), so (kind, filename) is the key.
+
+The files are the truth and the catalogue only an index of them, so a damaged database is
+not repaired but set aside (`<db>.corrupt-<time>`) and started afresh; a reconcile then
+rebuilds the rows from the files (the settings it held go back to their defaults).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
 import msgspec
 
-__all__ = ["EXTENSIONS", "Catalog", "FileRecord", "Kind"]
+__all__ = ["EXTENSIONS", "Catalog", "FileRecord", "Kind", "is_busy", "is_corrupt"]
 
 Kind = Literal["snapshot", "recording"]
 
@@ -67,6 +74,49 @@ def _record(row: tuple) -> FileRecord:
     return FileRecord(*row)
 
 
+# Primary result codes (the low byte of the extended code).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
+
+
+def _primary_code(exc: sqlite3.Error) -> int:
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """Whether an sqlite3 error says the database file is damaged or not a database."""
+    return isinstance(exc, sqlite3.DatabaseError) and _primary_code(exc) in (
+        _SQLITE_CORRUPT,
+        _SQLITE_NOTADB,
+    )
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether an sqlite3 error says another connection holds a lock (worth retrying)."""
+    return isinstance(exc, sqlite3.OperationalError) and _primary_code(exc) in (
+        _SQLITE_BUSY,
+        _SQLITE_LOCKED,
+    )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reports_corruption(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Tell the catalogue's owner (`on_corrupt`) when a query finds the file damaged."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if is_corrupt(exc):
+                args[0].on_corrupt()  # type: ignore[attr-defined]
+            raise
+
+    return wrapper
+
+
 def scan(root: Path, kind: Kind) -> dict[str, FileRecord]:
     """The files of `kind` in the subdirectories of `root`, from the file system."""
     found: dict[str, FileRecord] = {}
@@ -91,19 +141,77 @@ def scan(root: Path, kind: Kind) -> dict[str, FileRecord]:
     return found
 
 
+def _damage(path: Path) -> str | None:
+    """What a fresh connection finds wrong with the file at `path` (None: sound, or absent).
+
+    Fresh, because a connection that had the file open may answer from its page cache.
+    """
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(path, timeout=5)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        verdict = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        return None if verdict == "ok" else verdict
+    except sqlite3.DatabaseError as exc:
+        return str(exc) if is_corrupt(exc) else None
+    finally:
+        db.close()
+
+
 class Catalog:
     """The SQLite store (WAL mode). Use from one thread; open another for bulk work."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, repair: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=5000")  # a reconcile in a worker may hold the lock
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        #: Called when a query finds the file damaged (the library then repairs and rebuilds).
+        self.on_corrupt: Callable[[], None] = lambda: None
+        #: Where a damaged database was moved by `repair`, when it was.
+        self.set_aside: Path | None = None
+        if repair and _damage(self.path) is not None:
+            self.set_aside = self._move_aside()
+        self._db = self._connect()
         self._counts: dict[tuple[object, ...], int] = {}
         self._data_version = -1
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")  # a reconcile in a worker may hold the lock
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+        return aside
+
+    def repair(self) -> Path | None:
+        """If the file is damaged, set it aside and start an empty catalogue in its place.
+
+        Returns where the damaged file went, or None when a fresh look finds it sound. The
+        rows come back from the files with the next `reconcile`.
+        """
+        if _damage(self.path) is None:
+            return None
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self.set_aside = self._move_aside()
+        self._db = self._connect()
+        self._counts.clear()
+        self._data_version = -1
+        return self.set_aside
 
     def close(self) -> None:
         """Close the database."""
@@ -111,6 +219,7 @@ class Catalog:
 
     # -- files ------------------------------------------------------------------------
 
+    @_reports_corruption
     def add(self, rec: FileRecord) -> None:
         """Insert or replace a file's row."""
         self._counts.clear()
@@ -120,11 +229,13 @@ class Catalog:
              rec.width, rec.height, rec.duration),
         )  # fmt: skip
 
+    @_reports_corruption
     def remove(self, kind: Kind, filename: str) -> None:
         """Forget a file."""
         self._counts.clear()
         self._db.execute("DELETE FROM files WHERE kind = ? AND filename = ?", (kind, filename))
 
+    @_reports_corruption
     def get(self, kind: Kind, filename: str) -> FileRecord | None:
         """A file's row, if catalogued."""
         row = self._db.execute(
@@ -132,6 +243,7 @@ class Catalog:
         ).fetchone()
         return _record(row) if row else None
 
+    @_reports_corruption
     def page(
         self, kind: Kind, limit: int, offset: int, subdir: str | None = None
     ) -> tuple[list[FileRecord], int]:
@@ -180,6 +292,7 @@ class Catalog:
         """Forget cached totals (after writes through another connection)."""
         self._counts.clear()
 
+    @_reports_corruption
     def oldest(self, kinds: Iterable[Kind], before: float | None = None) -> list[FileRecord]:
         """Files of the given kinds, oldest first (only those created before `before`)."""
         marks = ",".join("?" for _ in kinds)
@@ -190,12 +303,14 @@ class Catalog:
             args.append(before)
         return [_record(r) for r in self._db.execute(sql + " ORDER BY created ASC", args)]
 
+    @_reports_corruption
     def total_size(self, kind: Kind) -> int:
         """Bytes of all catalogued files of a kind."""
         return self._db.execute(
             "SELECT COALESCE(SUM(size), 0) FROM files WHERE kind = ?", (kind,)
         ).fetchone()[0]
 
+    @_reports_corruption
     def reconcile(self, kind: Kind, root: Path) -> tuple[int, int]:
         """Make the rows of `kind` match the files under `root`; returns (added, removed)."""
         self._counts.clear()
@@ -232,11 +347,13 @@ class Catalog:
 
     # -- settings ---------------------------------------------------------------------
 
+    @_reports_corruption
     def setting(self, key: str) -> bytes | None:
         """A stored setting (JSON bytes), if any."""
         row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return bytes(row[0]) if row else None
 
+    @_reports_corruption
     def set_setting(self, key: str, value: bytes) -> None:
         """Store a setting (JSON bytes)."""
         self._db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))

@@ -1,11 +1,17 @@
 """The media library: listing, inspecting and deleting snapshots and recordings, storage figures,
 and keeping the catalogue in step with the media folders (at start-up and on inotify events).
+
+The catalogue is an index of the files, so keeping it in step survives its faults: a
+reconcile that finds it locked by another connection is retried with backoff, and a damaged
+database is set aside and rebuilt from the files (`Catalog.repair`, then a reconcile).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +23,7 @@ from msgspec import UNSET, UnsetType
 
 from camsvc.errors import InvalidState, NotFound
 from camsvc.ids import DEVICE_ID_RE
-from camsvc.media.catalog import Catalog, FileRecord, Kind
+from camsvc.media.catalog import Catalog, FileRecord, Kind, is_corrupt
 from camsvc.media.names import download_url
 from camsvc.media.storage import StorageWatch, usage_of
 from camsvc.timefmt import utc_timestamp
@@ -29,6 +35,9 @@ log = structlog.get_logger("camsvc.media")
 _FORMATS = {".mp4": "fmp4", ".mkv": "mkv", ".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
 # Bursts of file events are folded into one reconcile at most this often.
 RECONCILE_DEBOUNCE_S = 0.2
+# A reconcile the catalogue refused (locked, or a write error) is retried after this, doubling.
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 10.0
 _WATCH_MASK = (
     inotify_simple.flags.CREATE
     | inotify_simple.flags.DELETE
@@ -105,6 +114,9 @@ class MediaLibrary:
         self._storage = storage
         self._recording_in_use = recording_in_use
         self.ready = trio.Event()
+        self._damaged = trio.Event()
+        #: Times the catalogue was found damaged and rebuilt from the files.
+        self.rebuilds = 1 if catalog.set_aside is not None else 0
 
     # -- queries ----------------------------------------------------------------------
 
@@ -221,24 +233,70 @@ class MediaLibrary:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reconcile at start, then whenever the media folders change, until cancelled."""
+        if self.catalog.set_aside is not None:
+            log.error("catalog_rebuilt", set_aside=str(self.catalog.set_aside), at="start")
+        token = trio.lowlevel.current_trio_token()
+        # A query may find the damage in any task (or a worker thread): hand it to this loop.
+        self.catalog.on_corrupt = functools.partial(token.run_sync_soon, self._damaged.set)
         inotify = inotify_simple.INotify(nonblocking=True)
         watched: dict[int, Path] = {}
         try:
             self._watch_tree(inotify, watched)
-            await self.reconcile()
+            await self._catch_up()
             self.ready.set()
             task_status.started()
-            fd = inotify.fileno()
-            while True:
-                await trio.lowlevel.wait_readable(fd)
-                await trio.sleep(RECONCILE_DEBOUNCE_S)
-                events = inotify.read(timeout=0)
-                self._watch_tree(inotify, watched)
-                if not all(self._explained(e, watched) for e in events):
-                    await self.reconcile()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._repair_when_damaged)
+                fd = inotify.fileno()
+                while True:
+                    await trio.lowlevel.wait_readable(fd)
+                    await trio.sleep(RECONCILE_DEBOUNCE_S)
+                    events = inotify.read(timeout=0)
+                    self._watch_tree(inotify, watched)
+                    if not self._all_explained(events, watched):
+                        await self._catch_up()
         finally:
+            self.catalog.on_corrupt = lambda: None
             trio.lowlevel.notify_closing(inotify.fileno())
             inotify.close()
+
+    async def _catch_up(self) -> None:
+        """Reconcile until it succeeds: retried while the catalogue refuses, rebuilt if damaged."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                await self.reconcile()
+                return
+            except sqlite3.Error as exc:
+                if is_corrupt(exc) and self._repair(str(exc)):
+                    continue
+                # Locked by another connection, or a write error (a full disk): the files are
+                # safe either way, so keep serving and try again.
+                log.warning("catalog_reconcile_failed", error=str(exc), retry_s=delay)
+                await trio.sleep(delay)
+                delay = min(2 * delay, RETRY_MAX_S)
+
+    def _repair(self, error: str) -> bool:
+        """Set a damaged catalogue aside (True), or False when a fresh look finds it sound."""
+        aside = self.catalog.repair()
+        if aside is None:
+            return False
+        self.rebuilds += 1
+        log.error("catalog_rebuilt", error=error, set_aside=str(aside))
+        return True
+
+    async def _repair_when_damaged(self) -> None:
+        while True:
+            await self._damaged.wait()
+            self._damaged = trio.Event()
+            if self._repair("a query found the catalogue damaged"):
+                await self._catch_up()
+
+    def _all_explained(self, events: list[inotify_simple.Event], watched: dict[int, Path]) -> bool:
+        try:
+            return all(self._explained(e, watched) for e in events)
+        except sqlite3.Error:
+            return False  # the catalogue cannot say: reconcile, which copes with its faults
 
     def _explained(self, event: inotify_simple.Event, watched: dict[int, Path]) -> bool:
         """True when the catalogue already reflects this event (the service's own writes)."""

@@ -13,6 +13,7 @@ import errno
 import io
 import os
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -199,10 +200,15 @@ class Snapshots:
         finally:
             self._reserved.difference_update(claims)
         captured_wall = time.time() - (time.monotonic() - frame.timestamp)
-        self._catalog.add(
-            FileRecord("snapshot", name, device, st.st_size, st.st_mtime, captured_wall,
-                       jpeg.width, jpeg.height)
-        )  # fmt: skip
+        try:
+            self._catalog.add(
+                FileRecord("snapshot", name, device, st.st_size, st.st_mtime, captured_wall,
+                           jpeg.width, jpeg.height)
+            )  # fmt: skip
+        except sqlite3.Error as exc:
+            # The file is written and durable; the library's watch catalogues it once the
+            # catalogue takes writes again (locked by another connection, or rebuilt).
+            log.warning("snapshot_not_catalogued", filename=name, error=str(exc))
         url = download_url("snapshot", name)
         self._bus.publish(
             "snapshot.taken",
