@@ -52,6 +52,7 @@ from camsvc.streaming.recordings import RecordingService
 from camsvc.streaming.streams import StreamService
 from camsvc.streaming.supervisor import MediaMTXSupervisor
 from camsvc.streaming.urls import Streams
+from camsvc.streaming.watchdog import MediaMTXWatchdog
 
 __all__ = ["App", "BoundPorts"]
 
@@ -155,14 +156,6 @@ class App:
             sec.allowed_origins,
             on_drop=self.metrics.notification_dropped,
         )
-        MetricsApi(
-            self.metrics,
-            self.sampler,
-            self.cameras,
-            self.catalog,
-            lambda: len(self.connections),
-            self.health.started_at,
-        ).register(self.registry)
         self.metrics.on_render(self._refresh_gauges)
         self._listening = False
         self.health.register("websocket_server", self._websocket_health)
@@ -181,7 +174,6 @@ class App:
             config.recording,
             resync_s=mtx.health_check_interval,
         )
-        self.health.register("mediamtx", self.mediamtx_paths.health)
         self.publishers = Publishers(
             self._camera_supervisor, lambda device: f"rtsp://127.0.0.1:{mtx.rtsp_port}/{device}"
         )
@@ -205,6 +197,20 @@ class App:
             recording=self.recordings.is_recording,
         )
         StreamsApi(self.streams, self.recordings).register(self.registry)
+        self.mediamtx_watchdog = MediaMTXWatchdog(
+            self.mediamtx_paths, self.paths, self.publishers, self.recordings
+        )
+        self.health.register("mediamtx", self.mediamtx_watchdog.health)
+        MetricsApi(
+            self.metrics,
+            self.sampler,
+            self.cameras,
+            self.catalog,
+            lambda: len(self.connections),
+            self.health.started_at,
+            self.mediamtx_paths,
+            self.recordings,
+        ).register(self.registry)
         self.alerts = AlertService(
             config.alerts, self.metrics, self.sampler, self.health, self.bus.publish
         )
@@ -222,6 +228,7 @@ class App:
             counts[entry.status] += 1
         for status, n in counts.items():
             self.metrics.cameras.labels(status).set(n)
+        self.metrics.recordings_active.set(self.recordings.active_count)
 
     def _websocket_health(self) -> ComponentHealth:
         cfg = self.config.server
@@ -345,6 +352,7 @@ class App:
                 await nursery.start(self.publishers.run)
                 await nursery.start(self.recordings.run)
                 nursery.start_soon(self.streams.run)
+                nursery.start_soon(self.mediamtx_watchdog.run)
         finally:
             with trio.move_on_after(1) as scope:
                 scope.shield = True

@@ -13,6 +13,8 @@ from camsvc.observability.metrics import MethodTimes, Metrics
 from camsvc.observability.resources import ResourceSampler, count_tasks
 from camsvc.rpc.connection import RpcConnection
 from camsvc.rpc.registry import NoParams, Registry
+from camsvc.streaming.mediamtx import PathCache
+from camsvc.streaming.recordings import RecordingService
 from camsvc.timefmt import utc_timestamp
 
 __all__ = ["MetricsApi", "MetricsResult"]
@@ -91,6 +93,8 @@ class MetricsApi:
         catalog: Catalog,
         active_connections: Callable[[], int],
         started_at: float,
+        paths: PathCache,
+        recordings: RecordingService,
     ) -> None:
         self._metrics = metrics
         self._sampler = sampler
@@ -98,6 +102,8 @@ class MetricsApi:
         self._catalog = catalog
         self._connections = active_connections
         self._started_at = started_at
+        self._paths = paths
+        self._recordings = recordings
 
     def register(self, registry: Registry) -> None:
         """Add get_metrics to `registry`."""
@@ -108,16 +114,20 @@ class MetricsApi:
         s = self._sampler.latest
         now = self._cameras.now()
         cameras = {}
+        # MediaMTX's paths as last seen (no call here): the stream figures of API.md §8.7.
+        paths = self._paths.paths()
         for e in self._cameras.entries():
             sup = e.supervisor
+            path = self._paths.get(e.device_id)
             cameras[e.device_id] = CameraFigures(
                 status=e.status,
                 fps_measured=sup.stats.fps(now) if sup else 0.0,
                 frames_captured=sup.stats.frames_captured if sup else 0,
                 frames_dropped=sup.stats.frames_dropped if sup else 0,
-                readers=0,
-                bytes_sent=0,
-                recording=False,
+                readers=len(path.readers) if path is not None else 0,
+                # What camsvc's publisher sent into MediaMTX (get_stream_status' bytes_sent).
+                bytes_sent=path.bytes_received if path is not None else 0,
+                recording=self._recordings.is_recording(e.device_id),
                 snapshot_ready=sup is not None and sup.running,
             )
         media_bytes = self._catalog.total_size("recording") + self._catalog.total_size("snapshot")
@@ -128,9 +138,14 @@ class MetricsApi:
                 s.host_cpu_percent, s.host_memory_percent, s.disk_percent, count_tasks()
             ),
             camera_metrics=CameraMetrics(len(self._cameras.connected()), cameras),
-            # Recording and streaming arrive with MediaMTX (issues 7-8): zeros until then.
-            recording_metrics=RecordingMetrics(0, 0),
-            stream_metrics=StreamMetrics(0, 0, 0),
+            recording_metrics=RecordingMetrics(
+                self._recordings.active_count, self._recordings.total_started
+            ),
+            stream_metrics=StreamMetrics(
+                active_streams=sum(p.ready for p in paths),
+                total_streams=len(paths),
+                total_viewers=sum(len(p.readers) for p in paths),
+            ),
             performance=Performance(
                 m.request_count,
                 m.error_count,

@@ -447,14 +447,18 @@ class MediaMTXClient:
 
 # --- the cached view ---------------------------------------------------------------------
 
-# Consecutive failed refreshes after which the component is unhealthy.
+# Consecutive failed refreshes after which the component is unhealthy (MediaMTX is down).
 FAILURES_UNHEALTHY: Final = 2
+# After a first failed refresh the next one comes this soon (at most), to confirm an outage.
+CONFIRM_S: Final = 0.5
 
 
 class PathCache:
     """MediaMTX's runtime paths as of the last refresh, and the `mediamtx` health check.
 
     `run` refreshes every `interval_s`; readers use `get`/`paths` and never wait on MediaMTX.
+    `changed` is set (and replaced) when the paths change and when `down` flips; during an
+    outage the paths stay the last known ones.
     """
 
     def __init__(
@@ -481,6 +485,11 @@ class PathCache:
     def reachable(self) -> bool:
         """Whether the last refresh reached MediaMTX."""
         return self.checked > 0 and self.failures == 0
+
+    @property
+    def down(self) -> bool:
+        """Whether MediaMTX is out: FAILURES_UNHEALTHY refreshes in a row failed."""
+        return self.failures >= FAILURES_UNHEALTHY
 
     def get(self, name: str) -> Path | None:
         """The cached path `name`, or None."""
@@ -513,25 +522,34 @@ class PathCache:
             if isinstance(exc, MediaMTXUnavailable):
                 self.version = ""
             log.warning("mediamtx_refresh_failed", error=str(exc), failures=self.failures)
+            if self.failures == FAILURES_UNHEALTHY:
+                self._notify()  # the outage begins: watchers look at `down`
             return
         self.checked += 1
+        was_down = self.down
         if self.failures:
             log.info("mediamtx_reachable", version=self.version)
         self.failures = 0
         self.last_error = ""
         self.refreshed_at = self._clock()
         new = {p.name: p for p in items}
-        if new != self._paths:
+        if new != self._paths or was_down:
             self._paths = new
-            self.changed.set()
-            self.changed = trio.Event()
+            self._notify()
+
+    def _notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Refresh every `interval_s` (or when woken) until cancelled."""
         task_status.started()
         while True:
             await self.refresh()
-            with trio.move_on_after(self.interval_s):
+            wait = self.interval_s
+            if 0 < self.failures < FAILURES_UNHEALTHY:
+                wait = min(wait, CONFIRM_S)
+            with trio.move_on_after(wait):
                 await self._wake.wait()
             self._wake = trio.Event()
 

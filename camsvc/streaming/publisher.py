@@ -130,6 +130,7 @@ class Publisher:
         self.last_error: str | None = None
         self.camera_gone = trio.Event()
         self.stopped = trio.Event()
+        self._retry = trio.Event()
 
     @property
     def running(self) -> bool:
@@ -139,6 +140,10 @@ class Publisher:
     def uptime(self) -> float:
         """Seconds the current encoder has run (0 if none)."""
         return round(time.monotonic() - self.started_at, 3) if self.started_at else 0.0
+
+    def retry_now(self) -> None:
+        """End a backoff pause at once (MediaMTX is back: waiting longer helps no one)."""
+        self._retry.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the encoder until cancelled or the camera is gone; failures restart it."""
@@ -164,7 +169,9 @@ class Publisher:
                 backoff = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, 2 * backoff))
                 self.state = "BACKOFF"
                 self.restarts += 1
-                await trio.sleep(backoff)
+                self._retry = trio.Event()
+                with trio.move_on_after(backoff):
+                    await self._retry.wait()
         finally:
             self.state = "STOPPED"
             self.pid = None
@@ -298,6 +305,7 @@ class Publishers:
         self._rtsp_url_of = rtsp_url_of
         self.ffmpeg = ffmpeg
         self._running: dict[str, _Running] = {}
+        self._stopping: dict[str, Publisher] = {}  # released, encoder not ended yet
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -311,6 +319,15 @@ class Publishers:
         """The running publisher of a camera, or None."""
         run = self._running.get(device_id)
         return run.publisher if run is not None else None
+
+    def stopping(self, device_id: str) -> Publisher | None:
+        """A camera's released publisher whose encoder is still ending, or None."""
+        return self._stopping.get(device_id)
+
+    def retry_all(self) -> None:
+        """Restart every publisher waiting out a backoff now."""
+        for run in self._running.values():
+            run.publisher.retry_now()
 
     def reasons(self, device_id: str) -> set[Reason]:
         """Why a camera's publisher runs (empty if it does not)."""
@@ -345,12 +362,18 @@ class Publishers:
             return True
         run.scope.cancel()
         del self._running[device_id]
+        self._stopping[device_id] = run.publisher
         return False
 
     async def _supervise(self, run: _Running) -> None:
         structlog.contextvars.clear_contextvars()  # not the starting request's task
-        with run.scope:
-            await run.publisher.run()
+        device_id = run.publisher.device_id
+        try:
+            with run.scope:
+                await run.publisher.run()
+        finally:
+            if self._stopping.get(device_id) is run.publisher:
+                del self._stopping[device_id]
         # Ended by itself (camera gone): forget it unless already replaced.
-        if self._running.get(run.publisher.device_id) is run:
-            del self._running[run.publisher.device_id]
+        if self._running.get(device_id) is run:
+            del self._running[device_id]

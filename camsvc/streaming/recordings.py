@@ -198,12 +198,18 @@ class RecordingService:
         self._clock = clock
         self._active: dict[str, _Active] = {}
         self._nursery: trio.Nursery | None = None
+        self.total_started = 0  # recordings started since the service started
 
     # -- queries ---------------------------------------------------------------------
 
     def is_recording(self, device: str) -> bool:
         """Whether a recording of `device` is active (starting or running)."""
         return device in self._active
+
+    @property
+    def active_count(self) -> int:
+        """Recordings active now (starting or running)."""
+        return len(self._active)
 
     def in_use(self, filename: str) -> bool:
         """Whether `filename` is a segment of an active recording (still being written)."""
@@ -280,6 +286,7 @@ class RecordingService:
         # The recording starts with the first segment's first sample (its name says when).
         rec.start_time = segment_start(first.name) or self._clock()
         rec.started = True
+        self.total_started += 1
         await trio.to_thread.run_sync(self._catalogue_open, rec)
         log.info("recording_started", device=device, filename=rec.filename, duration=duration)
         self.bus.notify_all(
@@ -354,6 +361,25 @@ class RecordingService:
         except MediaMTXError as exc:
             raise to_camsvc_error(exc) from exc
         return await self._finish(device, "requested", error=False, switch_off=True)
+
+    async def end_all(self, reason: Reason) -> list[RecordingStopped]:
+        """End every running recording with ERROR `reason`, without MediaMTX (it is out).
+
+        The segments written so far are catalogued; starting recordings fail by themselves.
+        """
+        ended: list[RecordingStopped] = []
+
+        async def end(device: str, rec: _Active) -> None:
+            if rec.started and not rec.ending and self._active.get(device) is rec:
+                try:
+                    ended.append(await self._finish(device, reason, error=True, switch_off=False))
+                except (CamsvcError, OSError) as exc:
+                    log.warning("recording_end_failed", device=device, error=str(exc))
+
+        async with trio.open_nursery() as nursery:
+            for device, rec in list(self._active.items()):
+                nursery.start_soon(end, device, rec)
+        return ended
 
     async def _finish(
         self, device: str, reason: Reason, *, error: bool, switch_off: bool

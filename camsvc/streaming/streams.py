@@ -287,7 +287,9 @@ class StreamService:
             raise to_camsvc_error(exc) from exc
         pub = self.publishers.get(device)
         status: Literal["ACTIVE", "STARTING", "STOPPING", "INACTIVE", "ERROR"]
-        if path.ready:
+        if pub is None and self.publishers.stopping(device) is not None:
+            status = "STOPPING"  # released; its encoder is still ending
+        elif path.ready:
             status = "ACTIVE"
         elif pub is None:
             status = "INACTIVE"
@@ -343,9 +345,13 @@ class StreamService:
             changed = self.cache.changed
             with trio.move_on_after(max(1.0, float(self.cfg.health_check_interval))):
                 await changed.wait()
-            if not self.cache.reachable:
-                continue
-            now_ready = {p.name: p.ready for p in self.cache.paths()}
+            if self.cache.down:
+                # An outage: no path is ready any more, whatever MediaMTX said last.
+                now_ready: dict[str, bool] = {}
+            elif not self.cache.reachable:
+                continue  # one failed check: the next one tells
+            else:
+                now_ready = {p.name: p.ready for p in self.cache.paths()}
             for name in sorted(set(ready) | set(now_ready)):
                 was, now = ready.get(name, False), now_ready.get(name, False)
                 if now and not was:
@@ -357,7 +363,8 @@ class StreamService:
                 elif was and not now:
                     self.bus.publish("mediamtx.stream_stopped", PathEvent(name, name), device=name)
             ready = now_ready
-            self._close_idle()
+            if self.cache.reachable:
+                self._close_idle()  # never on the stale readers of an outage
 
     def _close_idle(self) -> None:
         """Stop explicitly started streams without readers for `idle_close_after`."""

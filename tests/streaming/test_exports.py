@@ -47,6 +47,7 @@ EXPORTS = {
     },
     "camsvc.streaming.supervisor": {"RESTART_PAUSE_S", "MediaMTXSupervisor", "generated_config"},
     "camsvc.streaming.standin": {"VERSION", "PathState", "StandIn", "StandInPorts"},
+    "camsvc.streaming.watchdog": {"MediaMTXWatchdog"},
 }
 
 

@@ -1,0 +1,213 @@
+"""MediaMTX outages end to end: the stand-in stopped and restarted on the same ports."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from camsvc.streaming.standin import StandIn, StandInPorts
+from tests.fixtures.service import RpcClient, Service
+from tests.streaming.test_streams_api import ffprobe
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+TOPICS = ["mediamtx.stream_started", "mediamtx.stream_stopped", "system.health", "recording.error"]
+
+
+class Restartable:
+    """A stand-in that can be stopped (an outage) and started again on the same ports."""
+
+    def __init__(self, nursery: trio.Nursery, recordings: Path) -> None:
+        self._nursery = nursery
+        self._recordings = str(recordings)
+        self._scope = trio.CancelScope()
+        self._ended = trio.Event()
+        self.ports: StandInPorts | None = None
+
+    async def start(self) -> StandInPorts:
+        """Start it: on fresh ports the first time, on the same ports afterwards."""
+        api, rtsp = (self.ports.api, self.ports.rtsp) if self.ports else (0, 0)
+        standin = StandIn(api_port=api, rtsp_port=rtsp, recordings=self._recordings)
+        self._scope, self._ended = trio.CancelScope(), trio.Event()
+        scope, ended = self._scope, self._ended
+
+        async def run(task_status: trio.TaskStatus[StandInPorts]) -> None:
+            try:
+                with scope:
+                    await standin.run(task_status=task_status)
+            finally:
+                ended.set()
+
+        self.ports = await self._nursery.start(run)
+        return self.ports
+
+    async def stop(self) -> None:
+        """Stop it and wait until its sockets are closed."""
+        self._scope.cancel()
+        with trio.fail_after(5):
+            await self._ended.wait()
+
+
+class Inbox:
+    """A client's notifications; `expect` finds one in any order (earlier ones are kept)."""
+
+    def __init__(self, client: RpcClient) -> None:
+        self.client = client
+        self.seen: list[dict[str, Any]] = []
+
+    async def expect(
+        self, match: Callable[[dict[str, Any]], bool], timeout_s: float = 15
+    ) -> dict[str, Any]:
+        """The first message `match` accepts, seen already or arriving (bounded)."""
+        for i, msg in enumerate(self.seen):
+            if match(msg):
+                return self.seen.pop(i)
+        with trio.fail_after(timeout_s):
+            while True:
+                msg = await self.client.recv()
+                if match(msg):
+                    return msg
+                self.seen.append(msg)
+
+
+def topic(name: str, **data: Any) -> Callable[[dict[str, Any]], bool]:
+    """A matcher of the `event` notification of `name` whose data holds `data`."""
+
+    def match(msg: dict[str, Any]) -> bool:
+        if msg.get("method") != "event" or msg["params"]["topic"] != name:
+            return False
+        return all(msg["params"]["data"].get(k) == v for k, v in data.items())
+
+    return match
+
+
+def recording_update(status: str) -> Callable[[dict[str, Any]], bool]:
+    """A matcher of the `recording_status_update` of `status`."""
+    return lambda msg: (
+        msg.get("method") == "recording_status_update" and msg["params"]["status"] == status
+    )
+
+
+@pytest.fixture
+async def outage_service(
+    nursery: trio.Nursery,
+    cams: Callable[..., object],
+    start_cameras_service: Callable[..., Awaitable[Service]],
+    connect: Callable[..., Awaitable[RpcClient]],
+    tmp_path: Path,
+) -> tuple[Service, RpcClient, Restartable]:
+    """One emulated camera, the service, an admin client, and a restartable stand-in."""
+    standin = Restartable(nursery, tmp_path / "recordings")
+    ports = await standin.start()
+    cams(0)
+    svc = await start_cameras_service(
+        mediamtx={
+            "api_url": ports.api_url,
+            "spawn": "never",
+            "rtsp_port": ports.rtsp,
+            "health_check_interval": 0.5,
+        },
+    )
+    client = await connect(svc, "admin")
+    with trio.fail_after(10):
+        while not svc.app.mediamtx_paths.get("camera0"):
+            await svc.app.mediamtx_paths.changed.wait()
+    return svc, client, standin
+
+
+async def test_outage_mid_recording_and_recovery(outage_service) -> None:
+    """Stopped mid-recording: ERROR mediamtx_error, segments kept, -32050 for M methods
+    only; restarted: the path is re-created, the wanted stream publishes again (ffprobe)."""
+    svc, client, standin = outage_service
+    await client.call("subscribe_events", {"topics": TOPICS})
+    inbox = Inbox(client)
+    await client.call("start_streaming", {"device": "camera0"})
+    await inbox.expect(topic("mediamtx.stream_started", device="camera0"))
+    started = await client.call("start_recording", {"device": "camera0"})
+    segment = Path(svc.app.config.recording.path) / "camera0" / started["filename"]
+    with trio.fail_after(10):
+        # MediaMTX writes the segment on its own schedule: wait for a first fragment.
+        while not segment.exists() or segment.stat().st_size < 2048:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+
+    await standin.stop()
+    error = await inbox.expect(recording_update("ERROR"))
+    assert error["params"]["reason"] == "mediamtx_error"
+    assert error["params"]["filename"] == started["filename"]
+    assert error["params"]["duration"] > 0
+    await inbox.expect(topic("mediamtx.stream_stopped", device="camera0"))
+    assert not svc.app.recordings.is_recording("camera0")
+    # The segment written before the outage stays, catalogued, and plays.
+    info = await client.call("get_recording_info", {"filename": started["filename"]})
+    assert info["file_size"] > 0
+    probed = await ffprobe(str(segment), "stream=codec_name")
+    assert probed["streams"] == [{"codec_name": "h264"}]
+
+    # Down: the M methods answer -32050; camera, snapshot, file and system methods work.
+    for method in ("start_streaming", "stop_streaming", "get_stream_status", "start_recording"):
+        err = await client.error(method, {"device": "camera0"})
+        assert (err["code"], err["data"]["reason"]) == (-32050, "mediamtx_unavailable"), method
+    assert (await client.error("get_streams"))["code"] == -32050
+    cameras = (await client.call("get_camera_list"))["cameras"]
+    assert [c["device"] for c in cameras] == ["camera0"] and cameras[0]["recording"] is False
+    assert (await client.call("get_camera_status", {"device": "camera0"}))["status"] == "CONNECTED"
+    snap = await client.call("take_snapshot", {"device": "camera0"})
+    assert snap["status"] == "SUCCESS" and snap["file_size"] > 0
+    listed = await client.call("list_recordings", {"device": "camera0"})
+    assert started["filename"] in [f["filename"] for f in listed["files"]]
+    url = await client.call("get_stream_url", {"device": "camera0"})
+    assert url["stream_status"] == "ERROR"
+    status = await client.call("get_status")
+    assert status["status"] == "DEGRADED" and status["components"]["mediamtx"] == "ERROR"
+    system = await client.call("get_system_status")
+    assert system["status"] == "partial"
+    metrics = await client.call("get_metrics")
+    assert metrics["recording_metrics"] == {"active": 0, "total_started": 1}
+    await inbox.expect(topic("system.health", status="degraded"))
+
+    await standin.start()
+    # Recovered: the path is back and the publisher start_streaming wanted publishes again.
+    await inbox.expect(topic("mediamtx.stream_started", device="camera0"))
+    rtsp = f"rtsp://127.0.0.1:{standin.ports.rtsp}/camera0"
+    probed = await ffprobe(rtsp, "stream=codec_name")
+    assert probed["streams"] == [{"codec_name": "h264"}]
+    stream = await client.call("get_stream_status", {"device": "camera0"})
+    assert stream["status"] == "ACTIVE" and stream["ffmpeg_process"]["running"]
+    with trio.fail_after(10):
+        while (await client.call("get_status"))["components"]["mediamtx"] != "RUNNING":
+            await svc.app.mediamtx_paths.changed.wait()
+    health = svc.app.mediamtx_watchdog.health()
+    assert health.details["outages"] == 1 and "recovered_at" in health.details
+    # Recording works again on the re-created path.
+    again = await client.call("start_recording", {"device": "camera0"})
+    stopped = await client.call("stop_recording", {"device": "camera0"})
+    assert stopped["segments"] == [again["filename"]] and stopped["file_size"] > 0
+    metrics = await client.call("get_metrics")
+    assert metrics["recording_metrics"] == {"active": 0, "total_started": 2}
+
+
+async def test_outage_before_any_camera_path_is_wanted(outage_service) -> None:
+    """An outage with nothing streaming or recording: health only; recovery re-adds paths."""
+    svc, client, standin = outage_service
+    await client.call("subscribe_events", {"topics": TOPICS})
+    inbox = Inbox(client)
+    await standin.stop()
+    await inbox.expect(topic("system.health", status="degraded"))
+    assert svc.app.mediamtx_watchdog.outages == 1
+    assert svc.app.publishers.get("camera0") is None
+    recovered = svc.app.mediamtx_watchdog.recovered
+    await standin.start()
+    with trio.fail_after(10):
+        await recovered.wait()
+    # The fresh stand-in had no paths: camera0's is added again.
+    with trio.fail_after(10):
+        while not svc.app.mediamtx_paths.get("camera0"):
+            await svc.app.mediamtx_paths.changed.wait()
+    await client.call("start_streaming", {"device": "camera0"})
+    probed = await ffprobe(f"rtsp://127.0.0.1:{standin.ports.rtsp}/camera0", "stream=codec_name")
+    assert probed["streams"] == [{"codec_name": "h264"}]
