@@ -43,7 +43,7 @@ from camsvc.rpc.dispatch import Dispatcher
 from camsvc.rpc.registry import Registry
 from camsvc.server.files import add_file_routes
 from camsvc.server.http import Router, serve_http_connection
-from camsvc.server.routes import add_health_routes, add_metrics_route
+from camsvc.server.routes import add_dashboard_routes, add_health_routes, add_metrics_route
 from camsvc.server.websocket import ConnectionTable
 from camsvc.streaming.mediamtx import MediaMTXClient, PathCache
 from camsvc.streaming.paths import PathManager
@@ -273,6 +273,7 @@ class App:
         main_router = Router()
         add_health_routes(main_router, self.health)
         add_file_routes(main_router, self.library, self.authenticator)
+        add_dashboard_routes(main_router, cfg.server.websocket_path)
         if cfg.metrics.enabled:
             add_metrics_route(
                 main_router,

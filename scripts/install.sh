@@ -12,6 +12,7 @@ APT_PACKAGES=(
     valgrind clang libclang-rt-14-dev              # make test-sanitize: memcheck, ASan/UBSan, libFuzzer
     qemu-system-x86 busybox-static cpio            # the vivid kernel lane (make test-kernel)
     prometheus                                     # promtool: check and unit-test deploy/prometheus rules
+    chromium fonts-liberation                      # the dashboard's browser tests (tests/web, Playwright)
 )
 
 missing=()

@@ -1,4 +1,5 @@
-"""HTTP routes: health (API.md §10.1) on both listeners, `/metrics` (§10.4) on the main one."""
+"""HTTP routes: health (API.md §10.1) on both listeners; `/metrics` (§10.4) and the web
+dashboard (`/`, `/ui/...`, docs/dashboard.md) on the main one."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from camsvc.observability.health import HealthMonitor
 from camsvc.observability.metrics import CONTENT_TYPE, Metrics
 from camsvc.server.credentials import require_role
 from camsvc.server.http import HttpRequest, HttpResponse, Router, json_response
+from camsvc.web import CONTENT_SECURITY_POLICY, Asset, load_assets
 
-__all__ = ["add_health_routes", "add_metrics_route"]
+__all__ = ["add_dashboard_routes", "add_health_routes", "add_metrics_route"]
 
 _HEALTH_HEADERS = [("Cache-Control", "no-store"), ("Access-Control-Allow-Origin", "*")]
 
@@ -44,3 +46,41 @@ def add_metrics_route(
     router.add(
         "/metrics", require_role(authenticator, Role.ADMIN, route) if require_admin else route
     )
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """Whether an `If-None-Match` value names `etag` (or is `*`); weak tags compare equal."""
+    if header is None:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _asset_route(asset: Asset) -> Callable[[HttpRequest], Any]:
+    # Revalidated on every load (no-cache + ETag): a new camsvc version is never mixed
+    # with modules of the previous one cached in the browser.
+    headers = [
+        ("ETag", asset.etag),
+        ("Cache-Control", "no-cache"),
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+    ]
+
+    async def route(req: HttpRequest) -> HttpResponse:
+        if _etag_matches(req.headers.get("if-none-match"), asset.etag):
+            return HttpResponse(304, headers=headers)
+        return HttpResponse(200, asset.body, [("Content-Type", asset.content_type), *headers])
+
+    return route
+
+
+def add_dashboard_routes(router: Router, ws_path: str) -> None:
+    """The dashboard's page at `/` and its files under `/ui/`, each an exact route.
+
+    The files are read once, here; any other path stays unrouted (404), so no request path
+    ever reaches the file system. The page needs no credentials: it holds no data, and
+    signs in over the WebSocket like any client.
+    """
+    for path, asset in load_assets(ws_path).items():
+        router.add(path, _asset_route(asset))

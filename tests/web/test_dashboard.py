@@ -1,0 +1,212 @@
+"""The dashboard end to end in headless Chromium (Playwright), against camsvc with two
+emulated cameras and the MediaMTX stand-in (tests/web/conftest.py).
+
+Every wait is a Playwright expectation with a timeout; screenshots of each view go to
+.cache/test-artefacts/web/.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.web.conftest import Stack, screenshot, sign_in
+
+OpenPage = Callable[..., Page]
+
+#: The issue's bound from unplug to the card saying so.
+DISCONNECT_SHOWN_S = 1.0
+
+
+def card(page: Page, device: str):
+    return page.locator(f'article.camera[data-device="{device}"]')
+
+
+def test_sign_in_shows_both_cameras(stack: Stack, open_page: OpenPage) -> None:
+    """Sign in with a JWT: two CONNECTED cameras with stream URLs; the token stays in
+    session storage only."""
+    page = open_page()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    token = stack.token("admin")
+    sign_in(page, token)
+    expect(page.locator("article.camera")).to_have_count(2)
+    for device in ("camera0", "camera1"):
+        expect(card(page, device).locator('[data-field="status"]')).to_have_text("CONNECTED")
+        rtsp = card(page, device).locator('input[data-stream="rtsp"]')
+        expect(rtsp).to_have_value(re.compile(rf"^rtsp://127\.0\.0\.1:\d+/{device}$"))
+    expect(page.locator("#who")).to_have_text("web-admin · admin")
+    assert page.evaluate("sessionStorage.getItem('camsvc.credential')") == token
+    assert page.evaluate("localStorage.length") == 0
+    assert page.context.cookies() == []
+    card(page, "camera0").locator("summary").click()  # the stream URLs, in the screenshot
+    screenshot(page, "cameras")
+
+
+def test_wrong_token_is_refused(open_page: OpenPage) -> None:
+    """A token the server rejects leaves the user on the sign-in form with the reason."""
+    page = open_page()
+    page.get_by_label("Token or API key").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#signin-error")).to_have_text(re.compile("not accepted"))
+    expect(page.locator("#nav")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_snapshot_appears(stack: Stack, open_page: OpenPage) -> None:
+    """Snapshot on camera0: the frame shows on the card and the file in the files view,
+    with its thumbnail."""
+    page = open_page()
+    sign_in(page, stack.token("operator"))
+    cam = card(page, "camera0")
+    cam.get_by_role("button", name="Snapshot").click()
+    frame = cam.locator("figure.frame img")
+    expect(frame).to_have_attribute("data-filename", re.compile(r"^camera0_.*\.jpg$"))
+    expect(frame).to_have_attribute("src", re.compile("^blob:"))
+    filename = frame.get_attribute("data-filename")
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=frame.element_handle()
+    )
+    page.get_by_role("link", name="Files").click()
+    row = page.locator(f'article.file[data-filename="{filename}"]')
+    expect(row).to_be_visible()
+    expect(row.locator('[data-field="size"]')).to_have_text(re.compile(r"KiB|MiB"))
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0",
+        arg=row.locator(".thumb img").element_handle(),
+    )
+    screenshot(page, "files-snapshots")
+
+
+def test_record_download_delete(stack: Stack, open_page: OpenPage, tmp_path: Path) -> None:
+    """Record 3 s on camera0: the REC indicator counts, the file is listed with its
+    duration, downloads as fMP4, and an admin deletes it."""
+    page = open_page()
+    sign_in(page, stack.token("admin"))
+    cam = card(page, "camera0")
+    cam.get_by_label("Recording duration of camera0 in seconds").fill("3")
+    cam.get_by_role("button", name="Record").click()
+    rec = cam.locator('[data-field="recording"]')
+    expect(rec).to_have_text(re.compile(r"REC 0:0[0-3] / 0:03"))
+    expect(cam.get_by_role("button", name="Stop recording")).to_be_visible()
+    screenshot(page, "cameras-recording")
+    # The service stops it after 3 s; the indicator goes with the STOPPED notification.
+    expect(rec).to_be_hidden(timeout=15_000)
+
+    page.get_by_role("link", name="Files").click()
+    page.get_by_role("button", name="Recordings").click()
+    row = page.locator("article.file", has_text="camera0_")
+    expect(row).to_have_count(1)
+    expect(row.locator('[data-field="duration"]')).to_have_text(re.compile(r"0:0[234]"))
+    filename = row.get_attribute("data-filename")
+    assert filename and filename.endswith(".mp4")
+    screenshot(page, "files-recordings")
+
+    with page.expect_download() as info:
+        row.get_by_role("button", name="Download").click()
+    download = info.value
+    assert download.suggested_filename == filename
+    saved = tmp_path / filename
+    download.save_as(saved)
+    data = saved.read_bytes()
+    assert data[4:8] == b"ftyp" and len(data) > 10_000
+
+    delete = row.get_by_role("button", name=f"Delete {filename}")
+    delete.click()
+    expect(delete).to_have_text("Confirm delete")
+    delete.click()
+    expect(page.locator(f'article.file[data-filename="{filename}"]')).to_have_count(0)
+    expect(page.locator("#files-empty")).to_be_visible()
+
+
+def test_viewer_has_no_controls(stack: Stack, open_page: OpenPage) -> None:
+    """A viewer sees cameras and files but no snapshot, record, stream or delete button, no
+    admin panels; the server refuses the calls the UI hides; a recording someone else starts
+    shows on the viewer's card from notifications."""
+    page = open_page()
+    sign_in(page, stack.token("viewer"))
+    expect(page.locator("article.camera")).to_have_count(2)
+    expect(card(page, "camera0").locator('[data-field="status"]')).to_have_text("CONNECTED")
+    expect(page.locator("#view-cameras [data-action]")).to_have_count(0)
+    expect(page.locator("#view-cameras input[data-field='duration']")).to_have_count(0)
+    denied = page.evaluate(
+        "window.camsvcDashboard.call('take_snapshot', {device: 'camera0'})"
+        ".then(() => 'allowed', (e) => e.code)"
+    )
+    assert denied == -32002
+
+    operator = open_page()
+    sign_in(operator, stack.token("operator"))
+    op_cam = card(operator, "camera0")
+    op_cam.get_by_label("Recording duration of camera0 in seconds").fill("2")
+    op_cam.get_by_role("button", name="Record").click()
+    rec = card(page, "camera0").locator('[data-field="recording"]')
+    expect(rec).to_have_text(re.compile(r"REC 0:0[0-2] / 0:02"))
+    expect(rec).to_be_hidden(timeout=15_000)
+    screenshot(page, "cameras-viewer")
+
+    page.get_by_role("link", name="Files").click()
+    page.get_by_role("button", name="Recordings").click()
+    rows = page.locator("article.file")
+    expect(rows.first).to_be_visible()
+    expect(rows.first.get_by_role("button", name=re.compile("^Download"))).to_be_visible()
+    expect(page.locator("#view-files [data-action='delete']")).to_have_count(0)
+    page.get_by_role("link", name="System").click()
+    expect(page.locator("#components li")).not_to_have_count(0)
+    expect(page.locator("#metrics-panel")).to_be_hidden()
+    expect(page.locator("#storage-panel")).to_be_hidden()
+
+
+def test_system_view(stack: Stack, open_page: OpenPage) -> None:
+    """Health, components, storage and live charts for an admin."""
+    page = open_page()
+    sign_in(page, stack.token("admin"))
+    page.get_by_role("link", name="System").click()
+    expect(page.locator('[data-field="health"]')).to_have_text(re.compile("healthy|degraded"))
+    for name in ("websocket_server", "camera_monitor", "mediamtx", "storage"):
+        expect(page.locator(f'#components li[data-component="{name}"]')).to_be_visible()
+    expect(page.locator("#storage meter")).to_be_visible()
+    expect(page.locator("#firing li")).not_to_have_count(0)
+    # Two polls give the request-rate chart its first point; every chart then has a line.
+    requests = page.locator('figure.chart[data-metric="Requests/s"] polyline')
+    expect(requests).to_have_attribute("points", re.compile(r"\d"))
+    expect(page.locator('figure.chart[data-metric="Host CPU"] .value')).to_have_text(
+        re.compile(r"\d+\.\d %")
+    )
+    screenshot(page, "system")
+
+
+def test_phone_size_and_keyboard(stack: Stack, open_page: OpenPage) -> None:
+    """At 390 px wide nothing scrolls sideways; sign-in and navigation work from the keyboard."""
+    page = open_page(390, 844)
+    page.get_by_label("Token or API key").focus()
+    page.keyboard.type(stack.token("operator"))
+    page.keyboard.press("Enter")
+    expect(page.locator("article.camera")).to_have_count(2)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "cameras-phone")
+    files = page.get_by_role("link", name="Files")
+    files.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#view-files")).to_be_visible()
+    expect(files).to_have_attribute("aria-current", "page")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_unplugged_camera_shows_disconnected(stack: Stack, open_page: OpenPage) -> None:
+    """Unplugging camera1 turns its card DISCONNECTED within 1 s; plugging it back in
+    turns it CONNECTED again."""
+    page = open_page()
+    sign_in(page, stack.token("operator"))
+    status = card(page, "camera1").locator('[data-field="status"]')
+    expect(status).to_have_text("CONNECTED")
+    stack.cams[1].unplug()
+    try:
+        expect(status).to_have_text("DISCONNECTED", timeout=DISCONNECT_SHOWN_S * 1000)
+        expect(card(page, "camera1").get_by_role("button", name="Snapshot")).to_be_disabled()
+        screenshot(page, "cameras-disconnected")
+    finally:
+        stack.cams[1].plug()
+    expect(status).to_have_text("CONNECTED", timeout=10_000)
