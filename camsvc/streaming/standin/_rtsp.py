@@ -189,6 +189,8 @@ def split_url(url: str) -> tuple[str, str]:
 class RtspConnection:
     """One client connection: reads requests and interleaved frames, writes replies."""
 
+    source_type: Final = "rtspSession"  # as a path's publisher
+
     def __init__(self, stream: trio.SocketStream, server: StandIn) -> None:
         self.stream = stream
         self.server = server

@@ -48,11 +48,14 @@ from camsvc.streaming.standin._rtsp import (
     RtspError,
     Track,
 )
+from camsvc.streaming.standin._source import RtspSource, SourceError
 
 __all__ = ["VERSION", "PathState", "StandIn", "StandInPorts"]
 
 log = structlog.get_logger("camsvc.standin")
 
+# MediaMTX waits this long before pulling a static source again after it failed or ended.
+SOURCE_RETRY_S: Final = 5.0
 # The MediaMTX version whose API the stand-in answers as.
 VERSION: Final = "v1.20.1"
 MAX_API_BODY: Final = 1024 * 1024
@@ -117,7 +120,8 @@ class PathState:
         self.conf_name = conf_name
         self.conf = conf
         self.announcer: RtspConnection | None = None
-        self.publisher: RtspConnection | None = None
+        self.publisher: RtspConnection | RtspSource | None = None
+        self._source: trio.CancelScope | None = None  # the static source's pull loop
         self.sdp = ""
         self.tracks: list[Track] = []
         self.ready_time: str | None = None
@@ -160,7 +164,7 @@ class PathState:
         """The `Path` object of /v3/paths/*."""
         source = None
         if self.publisher is not None:
-            source = {"type": "rtspSession", "id": self.publisher.session_id}
+            source = {"type": self.publisher.source_type, "id": self.publisher.session_id}
         readers = [
             {"type": "rtspSession", "id": r.id} for r in self.readers.values() if not r.hidden
         ]
@@ -234,8 +238,10 @@ class PathState:
     # --- lifecycle ---
 
     def open(self) -> None:
-        """The path came into existence: runOnInit."""
+        """The path came into existence: runOnInit, and a static source unless on demand."""
         self.start_hook("init", self.conf["runOnInit"], restart=self.conf["runOnInitRestart"])
+        if self.has_static_source and not self.conf["sourceOnDemand"]:
+            self._start_source()
 
     def close(self) -> None:
         """The path goes away: kick everyone, stop every hook and the recorder."""
@@ -244,6 +250,7 @@ class PathState:
         for reader in list(self.readers.values()):
             reader.conn.kick()
         self._stop_recorder()
+        self._stop_source()
         if self._close_timer is not None:
             self._close_timer.cancel()
         for kind in list(self.hooks):
@@ -267,13 +274,13 @@ class PathState:
             self._stop_recorder()
             self._start_recorder()
 
-    def set_publisher(self, conn: RtspConnection) -> None:
-        """RECORD: the announced publisher is live; the path is ready."""
+    def set_publisher(self, conn: RtspConnection | RtspSource) -> None:
+        """RECORD (or a static source playing): the path is ready."""
         self.publisher = conn
         self.ready_time = _now_iso()
         self._signal_ready()
         cmd, restart = self._online_cmd()
-        source = {"MTX_SOURCE_TYPE": "rtspSession", "MTX_SOURCE_ID": conn.session_id}
+        source = {"MTX_SOURCE_TYPE": conn.source_type, "MTX_SOURCE_ID": conn.session_id}
         self.start_hook("online", cmd, restart=restart, **source)
         self.start_hook(
             "available",
@@ -284,7 +291,7 @@ class PathState:
         if self.conf["record"]:
             self._start_recorder()
 
-    def remove_publisher(self, conn: RtspConnection) -> None:
+    def remove_publisher(self, conn: RtspConnection | RtspSource) -> None:
         """The publisher left: not ready; readers are closed, offline hooks run."""
         if self.announcer is conn:
             self.announcer = None
@@ -313,25 +320,43 @@ class PathState:
         return self.demand_waiters > 0 or any(not r.hidden for r in self.readers.values())
 
     async def wait_ready_on_demand(self, hidden: bool) -> None:
-        """Start runOnDemand if needed and wait for a publisher (404 after the timeout)."""
+        """Start runOnDemand (or the on-demand source) if needed and wait for a publisher
+        (404 after the timeout)."""
         if self.ready:
             return
         cmd = self.conf["runOnDemand"]
-        if not cmd or hidden:
+        on_demand_source = self.has_static_source and self.conf["sourceOnDemand"]
+        if not (cmd or on_demand_source) or hidden:
             raise RtspError(404, "Not Found")
         self.demand_waiters += 1
         try:
             self._cancel_close_timer()
-            self.start_hook("demand", cmd, restart=self.conf["runOnDemandRestart"])
-            timeout = go_duration(self.conf["runOnDemandStartTimeout"])
-            with trio.move_on_after(timeout):
+            if on_demand_source:
+                self._start_source()
+                timeout = go_duration(self.conf["sourceOnDemandStartTimeout"])
+            else:
+                self.start_hook("demand", cmd, restart=self.conf["runOnDemandRestart"])
+                timeout = go_duration(self.conf["runOnDemandStartTimeout"])
+            with trio.move_on_after(timeout) as waited:
                 while not self.ready:
                     await self.ready_changed.wait()
         finally:
             self.demand_waiters -= 1
             self._maybe_schedule_close()
         if not self.ready:
+            if waited.cancelled_caught and not on_demand_source:
+                self._demand_timed_out()
             raise RtspError(404, "Not Found")
+
+    def _demand_timed_out(self) -> None:
+        """runOnDemandStartTimeout passed without a publisher: MediaMTX stops the command
+        at once (not runOnDemandCloseAfter later) and runs runOnUnDemand."""
+        if self.demand_waiters:
+            return  # a later reader still waits (MediaMTX fails them all together)
+        log.info("on_demand_timed_out", path=self.name)
+        self._cancel_close_timer()
+        self.stop_hook("demand")
+        self.fire_hook(self.conf["runOnUnDemand"])
 
     def _cancel_close_timer(self) -> None:
         if self._close_timer is not None:
@@ -339,21 +364,26 @@ class PathState:
             self._close_timer = None
 
     def _maybe_schedule_close(self) -> None:
-        if "demand" not in self.hooks or self.demanded or self._close_timer is not None:
+        source = self._source is not None and self.conf["sourceOnDemand"]
+        if not ("demand" in self.hooks or source) or self.demanded or self._close_timer is not None:
             return
         scope = trio.CancelScope()
         self._close_timer = scope
-        after = go_duration(self.conf["runOnDemandCloseAfter"])
+        key = "sourceOnDemandCloseAfter" if source else "runOnDemandCloseAfter"
+        after = go_duration(self.conf[key])
 
         async def close_later() -> None:
             with scope:
                 await trio.sleep(after)
                 self._close_timer = None
                 log.info("on_demand_close", path=self.name)
+                if source:
+                    self._stop_source()
+                    return
+                # MediaMTX stops the command only: a publisher it started goes with it,
+                # one that also publishes for someone else stays.
                 self.stop_hook("demand")
                 self.fire_hook(self.conf["runOnUnDemand"])
-                if self.publisher is not None:
-                    self.publisher.kick()
 
         self.server.nursery.start_soon(close_later)
 
@@ -382,6 +412,38 @@ class PathState:
             env = {"MTX_READER_TYPE": "rtspSession", "MTX_READER_ID": reader.id}
             self.fire_hook(self.conf["runOnUnread"], **env)
             self._maybe_schedule_close()
+
+    # --- static source ---
+
+    @property
+    def has_static_source(self) -> bool:
+        """Whether `source` is a URL the path pulls (rather than `publisher`/`redirect`)."""
+        return self.conf["source"] not in ("publisher", "redirect")
+
+    def _start_source(self) -> None:
+        if self._source is not None:
+            return
+        scope = trio.CancelScope()
+        self._source = scope
+        self.server.nursery.start_soon(self._pull, scope)
+
+    def _stop_source(self) -> None:
+        if self._source is not None:
+            self._source.cancel()
+            self._source = None
+
+    async def _pull(self, scope: trio.CancelScope) -> None:
+        """Pull the source, again SOURCE_RETRY_S after each failure, until stopped."""
+        with scope:
+            while True:
+                source = RtspSource(self, self.conf["source"])
+                try:
+                    await source.run()
+                except SourceError as exc:
+                    log.warning("source_error", path=self.name, error=str(exc))
+                finally:
+                    self.remove_publisher(source)
+                await trio.sleep(SOURCE_RETRY_S)
 
     # --- recorder ---
 
@@ -647,6 +709,8 @@ class StandIn:
     ) -> PathState:
         """A publisher announces `name`; another publisher is kicked if overriding is on."""
         path = self._path_for(name)
+        if path.conf["source"] != "publisher":
+            raise RtspError(400, "Bad Request")  # MediaMTX: 'source' is not 'publisher'
         other = path.publisher or path.announcer
         if other is not None and other is not conn:
             if not path.conf["overridePublisher"]:
