@@ -5,92 +5,16 @@ from __future__ import annotations
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
-from camsvc.streaming.standin import StandIn, StandInPorts
-from tests.fixtures.service import RpcClient, Service
-from tests.streaming.test_streams_api import ffprobe
+from tests.fixtures.service import RpcClient, Service, until
+from tests.streaming.live import Inbox, Restartable, ffprobe, recording_update, start_live, topic
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
 TOPICS = ["mediamtx.stream_started", "mediamtx.stream_stopped", "system.health", "recording.error"]
-
-
-class Restartable:
-    """A stand-in that can be stopped (an outage) and started again on the same ports."""
-
-    def __init__(self, nursery: trio.Nursery, recordings: Path) -> None:
-        self._nursery = nursery
-        self._recordings = str(recordings)
-        self._scope = trio.CancelScope()
-        self._ended = trio.Event()
-        self.ports: StandInPorts | None = None
-
-    async def start(self) -> StandInPorts:
-        """Start it: on fresh ports the first time, on the same ports afterwards."""
-        api, rtsp = (self.ports.api, self.ports.rtsp) if self.ports else (0, 0)
-        standin = StandIn(api_port=api, rtsp_port=rtsp, recordings=self._recordings)
-        self._scope, self._ended = trio.CancelScope(), trio.Event()
-        scope, ended = self._scope, self._ended
-
-        async def run(task_status: trio.TaskStatus[StandInPorts]) -> None:
-            try:
-                with scope:
-                    await standin.run(task_status=task_status)
-            finally:
-                ended.set()
-
-        self.ports = await self._nursery.start(run)
-        return self.ports
-
-    async def stop(self) -> None:
-        """Stop it and wait until its sockets are closed."""
-        self._scope.cancel()
-        with trio.fail_after(5):
-            await self._ended.wait()
-
-
-class Inbox:
-    """A client's notifications; `expect` finds one in any order (earlier ones are kept)."""
-
-    def __init__(self, client: RpcClient) -> None:
-        self.client = client
-        self.seen: list[dict[str, Any]] = []
-
-    async def expect(
-        self, match: Callable[[dict[str, Any]], bool], timeout_s: float = 15
-    ) -> dict[str, Any]:
-        """The first message `match` accepts, seen already or arriving (bounded)."""
-        for i, msg in enumerate(self.seen):
-            if match(msg):
-                return self.seen.pop(i)
-        with trio.fail_after(timeout_s):
-            while True:
-                msg = await self.client.recv()
-                if match(msg):
-                    return msg
-                self.seen.append(msg)
-
-
-def topic(name: str, **data: Any) -> Callable[[dict[str, Any]], bool]:
-    """A matcher of the `event` notification of `name` whose data holds `data`."""
-
-    def match(msg: dict[str, Any]) -> bool:
-        if msg.get("method") != "event" or msg["params"]["topic"] != name:
-            return False
-        return all(msg["params"]["data"].get(k) == v for k, v in data.items())
-
-    return match
-
-
-def recording_update(status: str) -> Callable[[dict[str, Any]], bool]:
-    """A matcher of the `recording_status_update` of `status`."""
-    return lambda msg: (
-        msg.get("method") == "recording_status_update" and msg["params"]["status"] == status
-    )
 
 
 @pytest.fixture
@@ -102,22 +26,8 @@ async def outage_service(
     tmp_path: Path,
 ) -> tuple[Service, RpcClient, Restartable]:
     """One emulated camera, the service, an admin client, and a restartable stand-in."""
-    standin = Restartable(nursery, tmp_path / "recordings")
-    ports = await standin.start()
     cams(0)
-    svc = await start_cameras_service(
-        mediamtx={
-            "api_url": ports.api_url,
-            "spawn": "never",
-            "rtsp_port": ports.rtsp,
-            "health_check_interval": 0.5,
-        },
-    )
-    client = await connect(svc, "admin")
-    with trio.fail_after(10):
-        while not svc.app.mediamtx_paths.get("camera0"):
-            await svc.app.mediamtx_paths.changed.wait()
-    return svc, client, standin
+    return await start_live(nursery, start_cameras_service, connect, tmp_path / "recordings")
 
 
 async def test_outage_mid_recording_and_recovery(outage_service) -> None:
@@ -198,7 +108,7 @@ async def test_outage_before_any_camera_path_is_wanted(outage_service) -> None:
     inbox = Inbox(client)
     await standin.stop()
     await inbox.expect(topic("system.health", status="degraded"))
-    assert svc.app.mediamtx_watchdog.outages == 1
+    await until(lambda: svc.app.mediamtx_watchdog.outages == 1)
     assert svc.app.publishers.get("camera0") is None
     recovered = svc.app.mediamtx_watchdog.recovered
     await standin.start()
