@@ -76,8 +76,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 class Stack:
     """camsvc on the emulated cameras, the stand-in, and how a test reaches them."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, settings: dict[str, str] | None = None) -> None:
         self.tmp = tmp
+        self.settings = settings or {}  # more CAMERA_SERVICE_* variables for camsvc
         self.emu_dir = tmp / "emu"
         self.emu_dir.mkdir()
         self.port = _free_port()
@@ -144,6 +145,7 @@ class Stack:
                 "CAMERA_SERVICE_MEDIAMTX_API_URL": f"http://{HOST}:{standin['api']}",
                 "CAMERA_SERVICE_MEDIAMTX_RTSP_PORT": str(standin["rtsp"]),
                 "CAMERA_SERVICE_MEDIAMTX_HEALTH_CHECK_INTERVAL": "0.5",
+                **self.settings,
             }
         )
         with self.log.open("ab") as out:

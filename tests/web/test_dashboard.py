@@ -121,6 +121,40 @@ def test_record_download_delete(stack: Stack, open_page: OpenPage, tmp_path: Pat
     expect(page.locator("#files-empty")).to_be_visible()
 
 
+def test_stream_live_and_copy(stack: Stack, open_page: OpenPage) -> None:
+    """Start and stop a stream on camera1; Live mode replaces its frame with new ones and
+    deletes the one it replaced; Copy puts the RTSP URL on the clipboard."""
+    page = open_page()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, stack.token("operator"))
+    cam = card(page, "camera1")
+    cam.get_by_role("button", name="Start stream").click()
+    expect(cam).to_have_attribute("data-streaming", "true", timeout=15_000)
+    expect(cam.get_by_role("button", name="Stop stream")).to_be_enabled()
+    cam.get_by_role("button", name="Stop stream").click()
+    expect(cam).to_have_attribute("data-streaming", "false")
+    expect(cam.get_by_role("button", name="Start stream")).to_be_enabled()
+
+    frame = cam.locator("figure.frame img")
+    cam.get_by_label("Live").check()
+    expect(frame).to_have_attribute("data-filename", re.compile(r"^camera1_live_\d+\.jpg$"))
+    first = frame.get_attribute("data-filename")
+    expect(frame).not_to_have_attribute("data-filename", first or "", timeout=10_000)
+    cam.get_by_label("Live").uncheck()
+    page.get_by_role("link", name="Files").click()
+    page.locator("#files-device").select_option("camera1")
+    expect(page.locator('article.file[data-filename^="camera1_live_"]').first).to_be_visible()
+    # The frame that was replaced has gone; the newest one stays.
+    expect(page.locator(f'article.file[data-filename="{first}"]')).to_have_count(0)
+
+    page.get_by_role("link", name="Cameras").click()
+    cam.locator("summary").click()
+    cam.get_by_role("button", name="Copy RTSP URL of camera1").click()
+    expect(page.locator(".toast")).to_contain_text("RTSP URL copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == cam.locator('input[data-stream="rtsp"]').input_value()
+
+
 def test_viewer_has_no_controls(stack: Stack, open_page: OpenPage) -> None:
     """A viewer sees cameras and files but no snapshot, record, stream or delete button, no
     admin panels; the server refuses the calls the UI hides; a recording someone else starts
