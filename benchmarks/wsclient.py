@@ -376,10 +376,19 @@ class WsSocket:
 
     def call(self, method: str, params: Any = None, timeout: float = 30.0) -> Any:
         """One request, blocking until its reply; returns `result` or raises on `error`."""
+        self.sock.settimeout(timeout)
+        return self.reply(self.start(method, params), method, timeout)
+
+    def start(self, method: str, params: Any = None) -> int:
+        """Send one request without waiting (blocking mode); returns its id for `reply`."""
         rid = self.next_id
         self.next_id += 1
-        self.sock.settimeout(timeout)
         self.send(request(method, params, rid))
+        return rid
+
+    def reply(self, rid: int, method: str, timeout: float = 30.0) -> Any:
+        """Block until the reply to request `rid`; returns `result` or raises on `error`.
+        Notifications read meanwhile go to `backlog`."""
         deadline = time.monotonic() + timeout
         while True:
             for raw in self.frames():
@@ -390,12 +399,44 @@ class WsSocket:
                     return msgspec.json.decode(msg.result) if msg.result else None
                 if msg.method is not None:
                     self.backlog.append(raw)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{method}: no reply within {timeout} s")
+            self._receive(deadline, method)
+
+    def notification(self, match: Callable[[bytes], bool], timeout: float) -> bytes | None:
+        """The first notification (backlog first) for which `match` is true, removed from
+        the backlog; None after `timeout`. Others read meanwhile stay in `backlog`. Only with
+        no request outstanding: a reply read here is dropped."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for i in range(seen, len(self.backlog)):
+                if match(self.backlog[i]):
+                    raw = self.backlog[i]
+                    del self.backlog[i]
+                    return raw
+            seen = len(self.backlog)
+            for raw in self.frames():
+                if _reply_decoder.decode(raw).method is not None:
+                    self.backlog.append(raw)
+            if len(self.backlog) > seen:
+                continue
+            try:
+                self._receive(deadline, "notification")
+            except TimeoutError:
+                return None
+
+    def _receive(self, deadline: float, what: str) -> None:
+        """Read once more from the socket (blocking, at most until `deadline`)."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{what}: no reply in time")
+        self.sock.settimeout(left)
+        try:
             chunk = self.sock.recv(262144)
-            if not chunk:
-                raise ConnectionError(f"{method}: connection closed")
-            self.buf += chunk
+        except TimeoutError:
+            raise TimeoutError(f"{what}: no reply in time") from None
+        if not chunk:
+            raise ConnectionError(f"{what}: connection closed")
+        self.buf += chunk
 
     def close(self) -> None:
         """Send a close frame and close the socket."""
@@ -706,10 +747,17 @@ class Server:
 
     SECRET = "bench-camsvc-secret-" + "x" * 32
 
-    def __init__(self, tmp: Path, emu_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        emu_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        argv: Sequence[str] | None = None,
+    ) -> None:
         from camsvc.emulator import library_path
 
         self.tmp = tmp
+        self.argv = list(argv) if argv else None  # instead of `camsvc serve`
         self.port, self.health_port = free_ports(2)
         self.log = tmp / "server.log"
         env = dict(os.environ)
@@ -757,7 +805,9 @@ class Server:
         """Start the server and wait for `/health/ready`; returns the seconds it took."""
         cmd = [sys.executable, "-m", "camsvc", "serve"]
         script = Path(sys.executable).parent / "camsvc"
-        if script.exists():
+        if self.argv:
+            cmd = self.argv
+        elif script.exists():
             cmd = [str(script), "serve"]
         out = self.log.open("ab")
         t0 = time.monotonic()
