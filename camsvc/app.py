@@ -18,6 +18,7 @@ import trio
 from camsvc import __version__
 from camsvc.api.cameras import CamerasApi
 from camsvc.api.events import EventsApi
+from camsvc.api.external import ExternalApi
 from camsvc.api.media import MediaApi
 from camsvc.api.metrics import MetricsApi
 from camsvc.api.retention import RetentionApi
@@ -45,6 +46,7 @@ from camsvc.server.files import add_file_routes
 from camsvc.server.http import Router, serve_http_connection
 from camsvc.server.routes import add_dashboard_routes, add_health_routes, add_metrics_route
 from camsvc.server.websocket import ConnectionTable
+from camsvc.streaming.external import ExternalStreams
 from camsvc.streaming.mediamtx import MediaMTXClient, PathCache
 from camsvc.streaming.paths import PathManager
 from camsvc.streaming.publisher import Publishers
@@ -186,7 +188,17 @@ class App:
             self.storage,
             self.catalog,
             self.bus,
+            external=lambda device: self.external.has(device),
         )
+        self.external = ExternalStreams(
+            config.external_discovery,
+            config.recording,
+            self.mediamtx,
+            self.catalog,
+            resync_s=mtx.health_check_interval,
+            end_recording=self.recordings.end_for_removal,
+        )
+        ExternalApi(self.external).register(self.registry)
         self.streams = StreamService(
             self.cameras,
             self.publishers,
@@ -352,6 +364,7 @@ class App:
                 nursery.start_soon(self.paths.run)
                 await nursery.start(self.publishers.run)
                 await nursery.start(self.recordings.run)
+                await nursery.start(self.external.run)
                 nursery.start_soon(self.streams.run)
                 nursery.start_soon(self.mediamtx_watchdog.run)
         finally:

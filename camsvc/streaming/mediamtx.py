@@ -136,6 +136,7 @@ class PathConf(msgspec.Struct, frozen=True, rename="camel"):
 
     name: str = ""
     source: str = "publisher"
+    source_on_demand: bool = False
     record: bool = False
     record_path: str = ""
     record_format: str = "fmp4"
@@ -158,6 +159,7 @@ class PathConfPatch(msgspec.Struct, frozen=True, rename="camel", omit_defaults=T
     """`PathConf` as camsvc sends it: only the fields that are set."""
 
     source: str | msgspec.UnsetType = msgspec.UNSET
+    source_on_demand: bool | msgspec.UnsetType = msgspec.UNSET
     record: bool | msgspec.UnsetType = msgspec.UNSET
     record_path: str | msgspec.UnsetType = msgspec.UNSET
     record_format: str | msgspec.UnsetType = msgspec.UNSET

@@ -68,6 +68,7 @@ Reason = Literal[
     "insufficient_storage",
     "shutdown",
     "mediamtx_error",
+    "stream_removed",
 ]
 
 
@@ -185,6 +186,7 @@ class RecordingService:
         bus: EventBus,
         *,
         clock: Callable[[], float] = time.time,
+        external: Callable[[str], bool] = lambda device: False,
     ) -> None:
         self.cfg = cfg
         self.root = Path(cfg.path)
@@ -196,6 +198,7 @@ class RecordingService:
         self.catalog = catalog
         self.bus = bus
         self._clock = clock
+        self._external = external  # whether an `ext_` id is an added external stream
         self._active: dict[str, _Active] = {}
         self._nursery: trio.Nursery | None = None
         self.total_started = 0  # recordings started since the service started
@@ -217,6 +220,16 @@ class RecordingService:
             if filename.startswith(f"{rec.device}_") and filename not in rec.before:
                 return True
         return False
+
+    def _check_source(self, device: str, *, connected: bool) -> None:
+        """-32010 unless `device` is an added external stream or a (CONNECTED) camera."""
+        if device.startswith("ext_"):
+            if not self._external(device):
+                raise NotFound("stream", f"no external stream {device}")
+            return
+        entry = self.cameras.get(device)
+        if entry is None or (connected and entry.status != "CONNECTED"):
+            raise NotFound("camera", f"no connected camera {device}")
 
     def _segments(self, rec: _Active) -> list[Path]:
         folder = self.root / rec.device
@@ -253,9 +266,7 @@ class RecordingService:
         self, device: str, duration: float | None, fmt: str | None
     ) -> RecordingStarted:
         """Switch recording on and return once MediaMTX created the first segment."""
-        entry = self.cameras.get(device)
-        if entry is None or entry.status != "CONNECTED":
-            raise NotFound("camera", f"no connected camera {device}")
+        self._check_source(device, connected=True)
         fmt = fmt or self.cfg.format
         if fmt == "mkv":
             raise Unsupported("format_unsupported", "MediaMTX records fMP4 (.mp4) only")
@@ -273,7 +284,8 @@ class RecordingService:
         self._active[device] = rec
         self.cameras.version += 1
         try:
-            self.publishers.acquire(device, "recording")
+            if not device.startswith("ext_"):  # MediaMTX pulls an external stream itself
+                self.publishers.acquire(device, "recording")
             self.paths.set_record(device, True)
             await self._switch(device, True, deadline_s=float(self.cfg.start_timeout))
             first = await self._wait_first_segment(rec)
@@ -310,10 +322,15 @@ class RecordingService:
 
     async def _switch(self, device: str, record: bool, *, deadline_s: float) -> None:
         """Patch `record` on the path now (the path manager may still be adding it)."""
+        patch = PathConfPatch(record=record)
+        if device.startswith("ext_"):
+            # MediaMTX records only a ready path, and pulls an on-demand source only for
+            # readers: while recording, the source is pulled all the time.
+            patch = PathConfPatch(record=record, source_on_demand=not record)
         with trio.move_on_after(deadline_s):
             while True:
                 try:
-                    await self.client.config_path_patch(device, PathConfPatch(record=record))
+                    await self.client.config_path_patch(device, patch)
                     return
                 except MediaMTXNotFound:
                     if not record:
@@ -328,7 +345,8 @@ class RecordingService:
                 found = await trio.to_thread.run_sync(self._segments, rec)
                 if found:
                     return found[0]
-                if self.cameras.get(rec.device) is None or rec.device not in self._active:
+                self._check_source(rec.device, connected=False)
+                if rec.device not in self._active:
                     raise NotFound("camera", f"{rec.device} went away")
                 await trio.sleep(POLL_S)
         raise DependencyFailed("mediamtx_error", f"no segment after {timeout:g} s")
@@ -351,8 +369,7 @@ class RecordingService:
 
     async def stop_recording(self, device: str) -> RecordingStopped:
         """Switch recording off and return once the last segment is closed."""
-        if self.cameras.get(device) is None:
-            raise NotFound("camera", f"no camera {device}")
+        self._check_source(device, connected=False)
         rec = self._active.get(device)
         if rec is None or not rec.started or rec.ending:
             raise InvalidState("not_recording", f"{device} is not recording")
@@ -380,6 +397,12 @@ class RecordingService:
             for device, rec in list(self._active.items()):
                 nursery.start_soon(end, device, rec)
         return ended
+
+    async def end_for_removal(self, device: str) -> None:
+        """Stop the recording of an external stream being removed (reason `stream_removed`)."""
+        rec = self._active.get(device)
+        if rec is not None and rec.started and not rec.ending:
+            await self._finish(device, "stream_removed", error=False, switch_off=True)
 
     async def _finish(
         self, device: str, reason: Reason, *, error: bool, switch_off: bool
@@ -546,7 +569,9 @@ class RecordingService:
                     wait = min(wait, left)
                 await trio.sleep(wait)
                 entry = self.cameras.get(rec.device)
-                if entry is None or entry.status != "CONNECTED":
+                if rec.device.startswith("ext_"):
+                    pass  # MediaMTX re-pulls a lost source; removal ends it (end_for_removal)
+                elif entry is None or entry.status != "CONNECTED":
                     reason, error = "camera_disconnected", True
                 elif trio.current_time() >= next_storage:
                     next_storage = trio.current_time() + STORAGE_CHECK_S

@@ -86,9 +86,9 @@ class Stack:
         self.log = tmp / "camsvc.log"
         self.cams = [EmulatedCamera(self.emu_dir, n) for n in (0, 1)]
 
-    def token(self, role: str) -> str:
+    def token(self, role: str, ttl_s: float = 3600) -> str:
         """A JWT for `role` (user `web-<role>`)."""
-        return mint_token(SECRET, f"web-{role}", Role.parse(role), 3600)
+        return mint_token(SECRET, f"web-{role}", Role.parse(role), ttl_s)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)

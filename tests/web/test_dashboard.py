@@ -155,6 +155,49 @@ def test_stream_live_and_copy(stack: Stack, open_page: OpenPage) -> None:
     assert copied == cam.locator('input[data-stream="rtsp"]').input_value()
 
 
+def test_reconnects_after_connection_loss(stack: Stack, open_page: OpenPage) -> None:
+    """When the WebSocket closes under it, the page says so, opens a new one, signs in again
+    with the same credential, and its buttons work."""
+    page = open_page()
+    sign_in(page, stack.token("operator"))
+    expect(page.locator("article.camera")).to_have_count(2)
+    page.evaluate(
+        """() => {
+            const app = window.camsvcDashboard;
+            window.lostBannerSeen = false;
+            new MutationObserver(() => {
+                if (!document.getElementById("connection").hidden) window.lostBannerSeen = true;
+            }).observe(document.getElementById("connection"), { attributes: true });
+            window.firstRpc = app.rpc;
+            app.rpc.socket.close();
+        }"""
+    )
+    page.wait_for_function(
+        "() => { const rpc = window.camsvcDashboard.rpc;"
+        " return rpc && rpc !== window.firstRpc && rpc.socket.readyState === WebSocket.OPEN; }"
+    )
+    assert page.evaluate("window.lostBannerSeen")
+    expect(page.locator("#connection")).to_be_hidden()
+    cam = card(page, "camera0")
+    cam.get_by_role("button", name="Snapshot").click()
+    expect(page.locator(".toast.error")).to_have_count(0)
+    expect(cam.locator("figure.frame img")).to_have_attribute(
+        "data-filename", re.compile(r"^camera0_(?!live)")
+    )
+
+
+def test_expired_token_signs_out(stack: Stack, open_page: OpenPage) -> None:
+    """A token that expires while the page is open sends the user back to sign-in, saying
+    why, and forgets it."""
+    page = open_page()
+    # Long enough to sign in on a loaded machine; expiry is seen at the next poll after it.
+    sign_in(page, stack.token("admin", ttl_s=5))
+    page.get_by_role("link", name="System").click()  # polls every 2 s
+    expect(page.locator("#signin-error")).to_have_text("Session expired", timeout=15_000)
+    expect(page.locator("#nav")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
 def test_viewer_has_no_controls(stack: Stack, open_page: OpenPage) -> None:
     """A viewer sees cameras and files but no snapshot, record, stream or delete button, no
     admin panels; the server refuses the calls the UI hides; a recording someone else starts
@@ -174,10 +217,10 @@ def test_viewer_has_no_controls(stack: Stack, open_page: OpenPage) -> None:
     operator = open_page()
     sign_in(operator, stack.token("operator"))
     op_cam = card(operator, "camera0")
-    op_cam.get_by_label("Recording duration of camera0 in seconds").fill("2")
+    op_cam.get_by_label("Recording duration of camera0 in seconds").fill("1")
     op_cam.get_by_role("button", name="Record").click()
     rec = card(page, "camera0").locator('[data-field="recording"]')
-    expect(rec).to_have_text(re.compile(r"REC 0:0[0-2] / 0:02"))
+    expect(rec).to_have_text(re.compile(r"REC 0:0[01] / 0:01"))
     expect(rec).to_be_hidden(timeout=15_000)
     screenshot(page, "cameras-viewer")
 
