@@ -89,6 +89,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "demo_mode",
             message="serving two EMULATED cameras (no real device is used)",
             device_dir=demo_dir,
+            mediamtx=(
+                f"if none answers at {config.mediamtx.api_url}: {config.mediamtx.binary} is "
+                "started, or the MediaMTX stand-in when that binary is missing"
+                if config.mediamtx.spawn == "auto"
+                else "never started (mediamtx.spawn: never)"
+            ),
         )
     sec = config.security
     if not sec.jwt_secret_key and not sec.auth_disabled:

@@ -116,6 +116,7 @@ async def test_demo_serves_the_whole_api(nursery: trio.Nursery, tmp_path: Path) 
         standin_pid = (await demo.wait_for("mediamtx_spawned"))["pid"]
         events = demo.events()
         assert events[0] == "demo_mode"
+        assert "stand-in" in (await demo.wait_for("demo_mode"))["mediamtx"]
         assert events.index("mediamtx_standin") < FIRST_LINES, events
         await exercise(main, rtsp, tmp_path)
     finally:
