@@ -12,7 +12,9 @@ process (clients in `benchmarks.wsclient`, one epoll loop):
   last client" is node creation to the arrival at the last of them (the path includes the
   inotify wake-up and the probe of the device); "first → last" is the spread between the
   first and last client, i.e. the fan-out itself. The unplug edge (`camera.disconnected`)
-  involves no probe;
+  involves no probe. Next to each client count, the floor of this machine at that moment:
+  plain `write(2)` of a message of the same size to as many loopback sockets
+  (`benchmarks.writefloor`);
 - `get_camera_list` with 16 cameras over 100 authenticated connections, closed loop with a
   pipelined window per connection: requests/s and latency.
 
@@ -36,6 +38,8 @@ from pathlib import Path
 
 import msgspec
 
+from benchmarks.writefloor import WriteFloor
+from benchmarks.writefloor import measure as measure_floor
 from benchmarks.wsclient import (
     Check,
     Engine,
@@ -68,6 +72,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTION = "Events (issue 5)"
 TOPICS = ["camera.connected", "camera.disconnected"]
 PLUG_INDEX = 40
+# Size of a camera.connected event as the service sends it (for the write(2) floor).
+EVENT_BYTES = 260
 CAMERAS = 16
 QUIET_S = 5.0  # at most this long to wait for other work on the machine to calm down
 
@@ -134,6 +140,7 @@ class Report(msgspec.Struct, kw_only=True):
     server_ready_s: float
     server_idle_rss_mb: float
     edges: list[EdgeSeries]
+    floors: list[WriteFloor]
     throughput: list[ThroughputSummary]
     runs: list[LoadRun]
     checks: list[Check]
@@ -310,7 +317,12 @@ def _find(edges: list[EdgeSeries], edge: str, clients: int) -> EdgeSeries | None
     return next((e for e in edges if e.edge == edge and e.clients == clients), None)
 
 
-def checks(edges: list[EdgeSeries], tput: list[ThroughputSummary], window: int) -> list[Check]:
+def checks(
+    edges: list[EdgeSeries],
+    floors: list[WriteFloor],
+    tput: list[ThroughputSummary],
+    window: int,
+) -> list[Check]:
     """The issue's figures against its targets."""
     out = []
     hp = _find(edges, "plug", 1)
@@ -347,12 +359,19 @@ def checks(edges: list[EdgeSeries], tput: list[ThroughputSummary], window: int) 
             if e is None:
                 continue
             probe = "incl. device probe" if edge == "plug" else "no probe"
+            floor = next((f for f in floors if f.clients == n), None)
             out.append(
                 Check(
                     name=f"fan-out to {n} clients, {what}: event → last client ({probe})",
                     target="≤ 20 ms p99",
                     measured=f"p50 {e.event_last_p50_ms} ms, p99 {e.event_last_p99_ms} ms"
-                    + (f", {e.missing} missing" if e.missing else ""),
+                    + (f", {e.missing} missing" if e.missing else "")
+                    + (
+                        f" (plain write(2) floor: p50 {floor.last_arrival.p50_ms}, "
+                        f"p99 {floor.last_arrival.p99_ms} ms)"
+                        if floor
+                        else ""
+                    ),
                     ok=e.event_last_p99_ms <= 20 and e.missing == 0,
                 )
             )
@@ -426,6 +445,33 @@ def render(r: Report) -> str:
                     str(e.server.rss_mb if e.server else "-"),
                 ]
                 for e in r.edges
+            ],
+        ),
+        "",
+        "### Reference: plain write(2) fan-out on the same machine",
+        "",
+        "A second process writes one message of the event's size to each of N loopback "
+        "sockets in a tight loop (no framing, no event loop); this process reads them as the "
+        "clients above do (`benchmarks/writefloor.py`). Measured right before each fan-out "
+        "series.",
+        "",
+        markdown_table(
+            [
+                "clients",
+                "bytes",
+                "rounds",
+                "writer loop p50 / p99 ms",
+                "last arrival p50 / p99 ms",
+            ],
+            [
+                [
+                    str(f.clients),
+                    str(f.message_bytes),
+                    str(f.rounds),
+                    f"{f.writer_loop.p50_ms} / {f.writer_loop.p99_ms}",
+                    f"{f.last_arrival.p50_ms} / {f.last_arrival.p99_ms}",
+                ]
+                for f in r.floors
             ],
         ),
         "",
@@ -513,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     plugged = EmulatedCamera(emu, PLUG_INDEX)
     server = Server(tmp, emu)
     edges: list[EdgeSeries] = []
+    floors: list[WriteFloor] = []
     runs: list[LoadRun] = []
     profiles: list[Profile] = []
     notes: list[str] = []
@@ -540,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
                 conns += open_clients(n - len(conns), server.port, token, TOPICS)
                 engine = Engine(conns)
                 engine.drain(0.5)
+                wait_quiet(QUIET_S)
+                floors.append(measure_floor(n, EVENT_BYTES))
+                f = floors[-1].last_arrival
+                print(f"  plain write(2) floor: p50 {f.p50_ms} p99 {f.p99_ms} ms", flush=True)
                 edges += measure_edges(
                     server, engine, plugged, conns, args.reps, args.fanout_cycles, args.gap
                 )
@@ -623,9 +674,10 @@ def main(argv: list[str] | None = None) -> int:
         server_ready_s=round(server.ready_s, 3),
         server_idle_rss_mb=idle_rss,
         edges=edges,
+        floors=floors,
         throughput=tput,
         runs=runs,
-        checks=checks(edges, tput, args.window),
+        checks=checks(edges, floors, tput, args.window),
         profiles=profiles,
         notes=notes,
     )
