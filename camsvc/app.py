@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,8 +48,10 @@ from camsvc.server.http import Router, serve_http_connection
 from camsvc.server.routes import add_dashboard_routes, add_health_routes, add_metrics_route
 from camsvc.server.websocket import ConnectionTable
 from camsvc.streaming.external import ExternalStreams
+from camsvc.streaming.hook_protocol import default_socket_path
+from camsvc.streaming.hooks import HookServer
 from camsvc.streaming.mediamtx import MediaMTXClient, PathCache
-from camsvc.streaming.paths import PathManager
+from camsvc.streaming.paths import PathHooks, PathManager
 from camsvc.streaming.publisher import Publishers
 from camsvc.streaming.recordings import RecordingService
 from camsvc.streaming.streams import StreamService
@@ -175,6 +178,7 @@ class App:
             self.cameras,
             config.recording,
             resync_s=mtx.health_check_interval,
+            hooks=self._path_hooks(),
         )
         self.publishers = Publishers(
             self._camera_supervisor, lambda device: f"rtsp://127.0.0.1:{mtx.rtsp_port}/{device}"
@@ -189,6 +193,12 @@ class App:
             self.catalog,
             self.bus,
             external=lambda device: self.external.has(device),
+            hooks_listening=lambda: self.hook_server is not None and self.hook_server.listening,
+        )
+        self.hook_server = (
+            HookServer(self._control_socket(), self.cameras, self.publishers, self.recordings)
+            if mtx.hooks
+            else None
         )
         self.external = ExternalStreams(
             config.external_discovery,
@@ -228,6 +238,21 @@ class App:
         )
         self._shutdown = trio.Event()
         self._shutdown_reason: Literal["signal", "requested"] = "requested"
+
+    def _control_socket(self) -> str:
+        mtx = self.config.mediamtx
+        return mtx.control_socket or default_socket_path(self.config.storage.db_path)
+
+    def _path_hooks(self) -> PathHooks | None:
+        """The hook commands of camera paths: this interpreter runs `-m camsvc hook`."""
+        mtx = self.config.mediamtx
+        if not mtx.hooks:
+            return None
+        return PathHooks(
+            program=(sys.executable, "-m", "camsvc"),
+            socket=self._control_socket(),
+            on_demand_close_after=float(mtx.on_demand_close_after),
+        )
 
     def _camera_supervisor(self, device: str) -> CameraSupervisor | None:
         entry = self.cameras.get(device)
@@ -364,6 +389,8 @@ class App:
                 nursery.start_soon(self.paths.run)
                 await nursery.start(self.publishers.run)
                 await nursery.start(self.recordings.run)
+                if self.hook_server is not None:
+                    await nursery.start(self.hook_server.run)
                 await nursery.start(self.external.run)
                 nursery.start_soon(self.streams.run)
                 nursery.start_soon(self.mediamtx_watchdog.run)

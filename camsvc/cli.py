@@ -1,4 +1,5 @@
-"""The `camsvc` command line: serve, mint tokens, manage API keys, and the capture tools."""
+"""The `camsvc` command line: serve, mint tokens, manage API keys, MediaMTX's hook commands,
+and the capture tools."""
 
 from __future__ import annotations
 
@@ -161,6 +162,19 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_hook(args: argparse.Namespace) -> int:
+    from camsvc.streaming import hook_protocol
+
+    hook_protocol.install_signal_handlers()
+    socket_path = args.socket
+    if socket_path is None:
+        config = _load(args)
+        socket_path = config.mediamtx.control_socket or hook_protocol.default_socket_path(
+            config.storage.db_path
+        )
+    return hook_protocol.run_hook(args, socket_path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `camsvc`."""
     parser = argparse.ArgumentParser(
@@ -209,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("id")
     keys.set_defaults(func=_cmd_keys)
+
+    from camsvc.streaming.hook_protocol import DESCRIPTION, add_hook_arguments
+
+    hook = sub.add_parser(
+        "hook",
+        help="MediaMTX path hooks calling back into the running service (camsvc writes "
+        "them into each camera's path: runOnDemand, runOnRecordSegmentComplete)",
+        description=DESCRIPTION,
+    )
+    add_hook_arguments(hook)
+    hook.set_defaults(func=_cmd_hook)
 
     try:
         from camsvc.capture import _cli as capture_cli

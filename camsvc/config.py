@@ -122,6 +122,11 @@ class MediaMTXConfig(_Section):
     health_check_interval: Duration = Duration(5)
     request_timeout: Duration = Duration(2)
     idle_close_after: Duration = Duration(300)
+    # MediaMTX's path hooks (runOnDemand, runOnRecordSegmentComplete) call `camsvc hook`,
+    # which reaches the service over this Unix socket ("": camsvc.sock beside storage.db_path).
+    hooks: bool = True
+    control_socket: str = ""
+    on_demand_close_after: Duration = Duration(10)
 
 
 class CameraConfig(_Section):

@@ -145,6 +145,7 @@ class PathConf(msgspec.Struct, frozen=True, rename="camel"):
     run_on_demand: str = ""
     run_on_demand_close_after: str = ""
     run_on_init: str = ""
+    run_on_record_segment_complete: str = ""
 
 
 class PathConfList(msgspec.Struct, frozen=True, rename="camel"):
@@ -168,6 +169,7 @@ class PathConfPatch(msgspec.Struct, frozen=True, rename="camel", omit_defaults=T
     run_on_demand: str | msgspec.UnsetType = msgspec.UNSET
     run_on_demand_close_after: str | msgspec.UnsetType = msgspec.UNSET
     run_on_init: str | msgspec.UnsetType = msgspec.UNSET
+    run_on_record_segment_complete: str | msgspec.UnsetType = msgspec.UNSET
 
     def fields(self) -> dict[str, Any]:
         """The set fields by attribute name."""

@@ -1,6 +1,7 @@
 """MediaMTX paths following cameras: one path `cameraN` per connected camera.
 
-Owns: the wanted path configuration of each camera (recording settings from config), the
+Owns: the wanted path configuration of each camera (recording settings from config, and
+the hooks that call back into camsvc: runOnDemand, runOnRecordSegmentComplete), the
 pure reconcile `plan(wanted, observed) -> actions`, and `PathManager`, the service that
 applies those actions through the client when cameras come and go. Paths whose names are
 not camsvc's (`cameraN`) are never touched. Must not touch: publishers, devices.
@@ -21,6 +22,7 @@ import trio
 
 from camsvc.cameras.registry import CameraRegistry
 from camsvc.config import RecordingConfig
+from camsvc.streaming.hook_protocol import hook_command
 from camsvc.streaming.mediamtx import (
     MediaMTXClient,
     MediaMTXError,
@@ -37,6 +39,7 @@ __all__ = [
     "DeletePath",
     "PatchPath",
     "PathAction",
+    "PathHooks",
     "PathManager",
     "duration_s",
     "plan",
@@ -111,8 +114,33 @@ def duration_s(text: str) -> float:
     return total
 
 
-def wanted_conf(cfg: RecordingConfig, *, record: bool = False) -> PathConfPatch:
-    """The configuration camsvc wants for a camera's path."""
+class PathHooks(msgspec.Struct, frozen=True):
+    """How MediaMTX's hook commands reach camsvc (see camsvc/streaming/hook_protocol.py)."""
+
+    program: tuple[str, ...]  # runs the `camsvc` command line, e.g. (python, "-m", "camsvc")
+    socket: str
+    on_demand_close_after: float
+
+
+def wanted_conf(
+    cfg: RecordingConfig,
+    *,
+    record: bool = False,
+    device: str = "",
+    hooks: PathHooks | None = None,
+) -> PathConfPatch:
+    """The configuration camsvc wants for `device`'s path.
+
+    With `hooks`, a reader of an unpublished path makes MediaMTX run `camsvc hook
+    on-demand`, and every finished recording segment `camsvc hook segment-complete` (set
+    whether or not the path records: `record` flips at run time, the hook stays).
+    """
+    demand = segment = ""
+    close_after = _go_duration(10.0)  # MediaMTX's default: unused without runOnDemand
+    if hooks is not None:
+        demand = hook_command(hooks.program, hooks.socket, "on-demand", device)
+        segment = hook_command(hooks.program, hooks.socket, "segment-complete", device)
+        close_after = _go_duration(hooks.on_demand_close_after)
     return PathConfPatch(
         source="publisher",
         record=record,
@@ -121,6 +149,9 @@ def wanted_conf(cfg: RecordingConfig, *, record: bool = False) -> PathConfPatch:
         record_format="fmp4",
         record_segment_duration=_go_duration(float(cfg.segment_duration)),
         record_part_duration=PART_DURATION,
+        run_on_demand=demand,
+        run_on_demand_close_after=close_after,
+        run_on_record_segment_complete=segment,
     )
 
 
@@ -173,12 +204,14 @@ class PathManager:
         recording: RecordingConfig,
         *,
         resync_s: float,
+        hooks: PathHooks | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
         self.cameras = cameras
         self.recording = recording
         self.resync_s = resync_s
+        self.hooks = hooks
         self._record: dict[str, bool] = {}
         self._dirty = trio.Event()
         self.applied = 0
@@ -188,7 +221,10 @@ class PathManager:
         """The wanted config of every connected camera's path."""
         return {
             entry.device_id: wanted_conf(
-                self.recording, record=self._record.get(entry.device_id, False)
+                self.recording,
+                record=self._record.get(entry.device_id, False),
+                device=entry.device_id,
+                hooks=self.hooks,
             )
             for entry in self.cameras.connected()
         }

@@ -3,8 +3,8 @@
 Owns: the encoder process of each published camera (argv, spawn in its own process group,
 the feeder that writes the newest frame into its stdin, the stderr tail, kill on cancel,
 restart with backoff), and `Publishers`, the set of running publishers with the reasons
-they run for (`stream`, `recording`). Must not touch: the device (frames come from the
-camera's supervisor while the publisher holds `sup.use()`), MediaMTX's API.
+they run for (`stream`, `recording`, `on_demand`). Must not touch: the device (frames
+come from the camera's supervisor while the publisher holds `sup.use()`), MediaMTX's API.
 
 Key frames: an ffmpeg subprocess cannot be told to emit a key frame at run time, so the
 encoder forces one every `KEYFRAME_INTERVAL_S` of wall time (`-force_key_frames`). A
@@ -21,7 +21,7 @@ import os
 import signal
 import subprocess
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Final, Literal
 
@@ -57,7 +57,7 @@ KILL_GRACE_S: Final = 1.0
 # Lines of ffmpeg's stderr kept for the log.
 STDERR_LINES: Final = 20
 
-Reason = Literal["stream", "recording"]
+Reason = Literal["stream", "recording", "on_demand"]
 State = Literal["STARTING", "RUNNING", "BACKOFF", "STOPPED"]
 
 _RAW_PIX_FMT: Final = {"YUYV": "yuyv422", "NV12": "nv12"}
@@ -283,12 +283,16 @@ async def _kill(proc: trio.Process) -> None:
 
 
 class _Running:
-    """A publisher, its cancel scope and the reasons it runs for."""
+    """A publisher, its cancel scope and its users by reason.
+
+    `stream` and `recording` are one use each however often they are asked for (a second
+    start_streaming is the same stream); `on_demand` counts MediaMTX's runOnDemand commands.
+    """
 
     def __init__(self, publisher: Publisher, scope: trio.CancelScope) -> None:
         self.publisher = publisher
         self.scope = scope
-        self.reasons: set[Reason] = set()
+        self.users: Counter[Reason] = Counter()
 
 
 class Publishers:
@@ -332,7 +336,7 @@ class Publishers:
     def reasons(self, device_id: str) -> set[Reason]:
         """Why a camera's publisher runs (empty if it does not)."""
         run = self._running.get(device_id)
-        return set(run.reasons) if run is not None else set()
+        return set(run.users) if run is not None else set()
 
     def acquire(self, device_id: str, reason: Reason) -> Publisher:
         """Make sure the camera's publisher runs, for `reason`; returns it."""
@@ -349,16 +353,26 @@ class Publishers:
             run = _Running(publisher, trio.CancelScope())
             self._running[device_id] = run
             self._nursery.start_soon(self._supervise, run)
-        run.reasons.add(reason)
+        run.users[reason] = run.users[reason] + 1 if reason == "on_demand" else 1
         return run.publisher
 
-    def release(self, device_id: str, reason: Reason) -> bool:
-        """Drop `reason`; stops the publisher when none is left. True if it keeps running."""
+    def release(
+        self, device_id: str, reason: Reason, *, publisher: Publisher | None = None
+    ) -> bool:
+        """Drop one use for `reason`; stops the publisher when none is left.
+
+        With `publisher`, only that publisher is released (not a later one of the same
+        camera, started after it ended). True if the camera's publisher keeps running.
+        """
         run = self._running.get(device_id)
         if run is None:
             return False
-        run.reasons.discard(reason)
-        if run.reasons:
+        if publisher is not None and run.publisher is not publisher:
+            return True
+        if run.users[reason] > 0:
+            run.users[reason] -= 1
+        run.users = +run.users  # forget reasons counted down to 0
+        if run.users:
             return True
         run.scope.cancel()
         del self._running[device_id]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -51,7 +52,10 @@ log = structlog.get_logger("camsvc.streaming.recordings")
 
 # stop_recording returns once the last segment is closed, at most this late (API.md §8.4).
 STOP_TIMEOUT_S: Final = 5.0
-# A segment whose size has not changed for this long after `record: false` is closed.
+# MediaMTX reports each finished segment (runOnRecordSegmentComplete -> `camsvc hook
+# segment-complete`); a stop waits this long for the report of its last segment before
+# falling back to the segment's size: unchanged for CLOSED_STABLE_S counts as closed.
+HOOK_WAIT_S: Final = 2.0
 CLOSED_STABLE_S: Final = 0.5
 # Poll period of the segment folder and of the recording monitor.
 POLL_S: Final = 0.05
@@ -167,6 +171,9 @@ class _Active:
         self.start_time = time.time()
         self.started = False  # first segment seen
         self.catalogued: set[str] = set()  # segments already in the catalogue
+        # Segments MediaMTX reported complete, with the duration it reported.
+        self.completed: dict[str, float | None] = {}
+        self.segment_done = trio.Event()  # set (and replaced) on each report
         self.ending = False
         self.scope = trio.CancelScope()
 
@@ -187,6 +194,7 @@ class RecordingService:
         *,
         clock: Callable[[], float] = time.time,
         external: Callable[[str], bool] = lambda device: False,
+        hooks_listening: Callable[[], bool] = lambda: False,
     ) -> None:
         self.cfg = cfg
         self.root = Path(cfg.path)
@@ -199,6 +207,8 @@ class RecordingService:
         self.bus = bus
         self._clock = clock
         self._external = external  # whether an `ext_` id is an added external stream
+        # Whether MediaMTX's segment-complete hook can reach camsvc (control socket up).
+        self._hooks_listening = hooks_listening
         self._active: dict[str, _Active] = {}
         self._nursery: trio.Nursery | None = None
         self.total_started = 0  # recordings started since the service started
@@ -217,7 +227,11 @@ class RecordingService:
     def in_use(self, filename: str) -> bool:
         """Whether `filename` is a segment of an active recording (still being written)."""
         for rec in self._active.values():
-            if filename.startswith(f"{rec.device}_") and filename not in rec.before:
+            if (
+                filename.startswith(f"{rec.device}_")
+                and filename not in rec.before
+                and filename not in rec.completed
+            ):
                 return True
         return False
 
@@ -425,7 +439,8 @@ class RecordingService:
                         raise to_camsvc_error(exc) from exc
                     raise
         rec.scope.cancel()
-        await self._wait_closed(rec)
+        # MediaMTX reports the last segment only if it is there to switch recording off.
+        await self._wait_closed(rec, reported=switch_off)
         self.publishers.release(device, "recording")
         del self._active[device]
         self.cameras.version += 1
@@ -464,19 +479,96 @@ class RecordingService:
             )
         return result
 
-    async def _wait_closed(self, rec: _Active) -> None:
-        """Wait (≤ STOP_TIMEOUT_S) until no segment has grown for CLOSED_STABLE_S."""
+    # -- segment completion -------------------------------------------------------------
+
+    async def segment_complete(self, device: str, segment: str, duration: float | None) -> None:
+        """MediaMTX finished `segment` of `device`: catalogue it, wake a stop waiting for it.
+
+        ValueError if `segment` is not a recording segment of `device` under the recordings
+        folder (the hook's word is not taken for any other file).
+        """
+        file = self._segment_file(device, segment)
+        rec = self._active.get(device)
+        if rec is not None and file.name not in rec.before:
+            rec.completed[file.name] = duration
+            rec.catalogued.add(file.name)
+            rec.segment_done.set()
+            rec.segment_done = trio.Event()
+        log.info("segment_complete", device=device, segment=file.name, duration=duration)
+        await trio.to_thread.run_sync(self._catalogue_complete, device, file, duration)
+
+    def _segment_file(self, device: str, segment: str) -> Path:
+        """`segment` as a file of the recordings folder; ValueError if it is not one."""
+        file = Path(os.path.abspath(segment))
+        if (
+            device in ("", ".", "..")
+            or "/" in device
+            or file.parent != Path(os.path.abspath(self.root / device))
+            or segment_start(file.name) is None
+            or not file.name.startswith(f"{device}_")
+        ):
+            raise ValueError(f"{segment} is not a recording segment of {device}")
+        return file
+
+    def _catalogue_complete(self, device: str, file: Path, duration: float | None) -> None:
+        try:
+            st = file.stat()
+        except FileNotFoundError:
+            return  # removed meanwhile (MediaMTX drops empty segments)
+        start = segment_start(file.name) or st.st_mtime
+        self.catalog.add(
+            FileRecord(
+                "recording",
+                file.name,
+                subdir=device,
+                size=st.st_size,
+                mtime=st.st_mtime,
+                created=start,
+                duration=round(duration, 3) if duration is not None else None,
+            )
+        )
+
+    async def _wait_closed(self, rec: _Active, *, reported: bool) -> None:
+        """Wait (≤ STOP_TIMEOUT_S) until MediaMTX has closed every segment of the recording.
+
+        MediaMTX's report of each finished segment is the signal; without one within
+        HOOK_WAIT_S (a MediaMTX without the hook, or the control socket down), the
+        segments' sizes are watched instead.
+        """
         with trio.move_on_after(STOP_TIMEOUT_S):
-            last: dict[str, int] = {}
-            stable_since = trio.current_time()
-            while True:
-                sizes = await trio.to_thread.run_sync(self._sizes, rec)
-                if sizes != last:
-                    last = sizes
-                    stable_since = trio.current_time()
-                elif trio.current_time() - stable_since >= CLOSED_STABLE_S:
+            if reported and self._hooks_listening():
+                with trio.move_on_after(HOOK_WAIT_S):
+                    await self._wait_reported(rec)
                     return
-                await trio.sleep(POLL_S)
+                log.warning(
+                    "segment_complete_missing",
+                    device=rec.device,
+                    waited_s=HOOK_WAIT_S,
+                    message="no runOnRecordSegmentComplete report; watching file sizes",
+                )
+            await self._wait_stable(rec)
+
+    async def _wait_reported(self, rec: _Active) -> None:
+        """Return once every segment on disk has been reported complete."""
+        while True:
+            done = rec.segment_done
+            names = {p.name for p in await trio.to_thread.run_sync(self._segments, rec)}
+            if names <= rec.completed.keys():
+                return
+            await done.wait()
+
+    async def _wait_stable(self, rec: _Active) -> None:
+        """Return once no segment has grown for CLOSED_STABLE_S."""
+        last: dict[str, int] = {}
+        stable_since = trio.current_time()
+        while True:
+            sizes = await trio.to_thread.run_sync(self._sizes, rec)
+            if sizes != last:
+                last = sizes
+                stable_since = trio.current_time()
+            elif trio.current_time() - stable_since >= CLOSED_STABLE_S:
+                return
+            await trio.sleep(POLL_S)
 
     def _sizes(self, rec: _Active) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -513,6 +605,7 @@ class RecordingService:
                 continue
             total += st.st_size
             seg_end = starts[i + 1] if i + 1 < len(segments) else end
+            reported = rec.completed.get(p.name)  # MediaMTX's own figure, when it gave one
             self.catalog.add(
                 FileRecord(
                     "recording",
@@ -521,7 +614,9 @@ class RecordingService:
                     size=st.st_size,
                     mtime=st.st_mtime,
                     created=starts[i],
-                    duration=round(max(0.0, seg_end - starts[i]), 3),
+                    duration=round(
+                        reported if reported is not None else max(0.0, seg_end - starts[i]), 3
+                    ),
                 )
             )
         first_start = starts[0] if starts else rec.start_time
