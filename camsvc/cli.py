@@ -197,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo",
         action="store_true",
-        help="serve two emulated cameras from a private device directory (no hardware needed)",
+        help="serve two emulated cameras from a private device directory, with the MediaMTX "
+        "stand-in when no MediaMTX answers and none is installed (no hardware needed)",
     )
     serve.set_defaults(func=_cmd_serve)
 
