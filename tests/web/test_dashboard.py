@@ -217,10 +217,11 @@ def test_viewer_has_no_controls(stack: Stack, open_page: OpenPage) -> None:
     operator = open_page()
     sign_in(operator, stack.token("operator"))
     op_cam = card(operator, "camera0")
-    op_cam.get_by_label("Recording duration of camera0 in seconds").fill("1")
+    op_cam.get_by_label("Recording duration of camera0 in seconds").fill("2")
     op_cam.get_by_role("button", name="Record").click()
     rec = card(page, "camera0").locator('[data-field="recording"]')
-    expect(rec).to_have_text(re.compile(r"REC 0:0[01] / 0:01"))
+    # Shown for the 2 s it lasts: wider than the gap between two of expect's polls (1 s).
+    expect(rec).to_have_text(re.compile(r"REC 0:0[0-2] / 0:02"))
     expect(rec).to_be_hidden(timeout=15_000)
     screenshot(page, "cameras-viewer")
 
