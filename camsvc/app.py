@@ -207,6 +207,7 @@ class App:
             self.catalog,
             resync_s=mtx.health_check_interval,
             end_recording=self.recordings.end_for_removal,
+            hooks=self._path_hooks(),
         )
         ExternalApi(self.external).register(self.registry)
         self.streams = StreamService(

@@ -33,7 +33,7 @@ from camsvc.streaming.mediamtx import (
     PathConfPatch,
     to_camsvc_error,
 )
-from camsvc.streaming.paths import wanted_conf
+from camsvc.streaming.paths import PathHooks, wanted_conf
 from camsvc.streaming.rtsp_probe import ProbeResult, probe
 from camsvc.timefmt import utc_timestamp
 
@@ -223,10 +223,17 @@ def candidates(
     return list(out.values()), errors
 
 
-def external_conf(url: str, recording: RecordingConfig) -> PathConfPatch:
-    """The MediaMTX path of an added stream: pulled from `url` while someone reads it."""
+def external_conf(
+    url: str, recording: RecordingConfig, device: str, hooks: PathHooks | None = None
+) -> PathConfPatch:
+    """The MediaMTX path of an added stream: pulled from `url` while someone reads it, with
+    a camera path's recording settings and segment hook (MediaMTX allows runOnDemand only
+    on `publisher` paths, so none)."""
     return msgspec.structs.replace(
-        wanted_conf(recording, record=False), source=url, source_on_demand=True
+        wanted_conf(recording, record=False, device=device, hooks=hooks),
+        source=url,
+        source_on_demand=True,
+        run_on_demand="",
     )
 
 
@@ -245,6 +252,7 @@ class ExternalStreams:
         *,
         resync_s: float,
         end_recording: Callable[[str], Awaitable[None]],
+        hooks: PathHooks | None = None,
         prober: Callable[[str, float], Awaitable[ProbeResult]] = probe,
     ) -> None:
         self.cfg = cfg
@@ -253,6 +261,7 @@ class ExternalStreams:
         self.catalog = catalog
         self.resync_s = resync_s
         self._end_recording = end_recording
+        self.hooks = hooks
         self._probe = prober
         self._streams: dict[str, ExternalStream] = {}  # by URL: added and discovered
         self._last_scan: _Scan | None = None
@@ -449,7 +458,7 @@ class ExternalStreams:
                     raise InvalidState(
                         "already_exists", f"{stream.device} already has {stream.url}"
                     )
-            conf = external_conf(url, self.recording)
+            conf = external_conf(url, self.recording, device, self.hooks)
             try:
                 try:
                     await self.client.config_path_add(device, conf)
@@ -523,7 +532,7 @@ class ExternalStreams:
                 if device not in observed:
                     with contextlib.suppress(PathAlreadyExists):
                         await self.client.config_path_add(
-                            device, external_conf(stream.url, self.recording)
+                            device, external_conf(stream.url, self.recording, device, self.hooks)
                         )
                     log.info("mediamtx_path", action="AddPath", path=device)
             for name in sorted(observed - set(wanted)):

@@ -340,6 +340,8 @@ async def test_add_probe_record_remove(stack, upstream, tmp_path: FsPath) -> Non
     assert stream["capabilities"] == {"codec": "H264", "resolution": f"{WIDTH}x{HEIGHT}"}
     conf = await s.app.mediamtx.config_path_get("ext_cam")
     assert conf.source == url and conf.source_on_demand is True
+    # MediaMTX allows runOnDemand only with source `publisher`; segments are reported.
+    assert conf.run_on_demand == "" and "segment-complete" in conf.run_on_record_segment_complete
 
     # MediaMTX pulls it for a reader.
     probed = await ffprobe(s.rtsp("ext_cam"), "stream=codec_name,width,height")
