@@ -27,8 +27,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 from camsvc.auth import Role, mint_token
-from camsvc.emulator import library_path
-from tests.emulator.control import EmulatedCamera
+from tests.emulator.control import EmulatedCamera, emulator_library
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 #: Screenshots of each view, kept after the run (not committed: .cache/ is ignored).
@@ -127,7 +126,7 @@ class Stack:
         env = self._env()
         env.update(
             {
-                "LD_PRELOAD": str(library_path()),
+                "LD_PRELOAD": str(emulator_library()),
                 "CAMSVC_EMU_DIR": str(self.emu_dir),
                 "CAMERA_SERVICE_JWT_SECRET": SECRET,
                 "CAMERA_SERVICE_SERVER_HOST": HOST,

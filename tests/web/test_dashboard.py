@@ -80,6 +80,40 @@ def test_snapshot_appears(stack: Stack, open_page: OpenPage) -> None:
     screenshot(page, "files-snapshots")
 
 
+def test_files_pagination(stack: Stack, open_page: OpenPage) -> None:
+    """More snapshots than a page holds: 12 a page, Next and Previous move between pages
+    of different files, and each is disabled at its end."""
+    page = open_page()
+    sign_in(page, stack.token("operator"))
+    page.evaluate(
+        """async () => {
+            for (let i = 0; i < 13; i++) {
+                await window.camsvcDashboard.call("take_snapshot", {device: "camera0"});
+            }
+        }"""
+    )
+    page.get_by_role("link", name="Files").click()
+    counter = page.locator("#files-page")
+    expect(counter).to_have_text(re.compile(r"^Page 1 of \d+ · \d+ snapshots$"))
+    pages, total = map(int, re.findall(r"of (\d+) · (\d+)", counter.inner_text())[0])
+    assert total >= 13 and pages == -(-total // 12)
+    rows = page.locator("article.file")
+    expect(rows).to_have_count(12)
+    first_page = set(rows.evaluate_all("rows => rows.map(r => r.dataset.filename)"))
+    previous, following = page.locator("#files-prev"), page.locator("#files-next")
+    expect(previous).to_be_disabled()
+    following.click()
+    expect(counter).to_have_text(re.compile(rf"^Page 2 of {pages} "))
+    expect(rows).to_have_count(min(12, total - 12))
+    second_page = set(rows.evaluate_all("rows => rows.map(r => r.dataset.filename)"))
+    assert first_page.isdisjoint(second_page)
+    if pages == 2:
+        expect(following).to_be_disabled()
+    previous.click()
+    expect(counter).to_have_text(re.compile(rf"^Page 1 of {pages} "))
+    expect(previous).to_be_disabled()
+
+
 def test_record_download_delete(stack: Stack, open_page: OpenPage, tmp_path: Path) -> None:
     """Record 3 s on camera0: the REC indicator counts, the file is listed with its
     duration, downloads as fMP4, and an admin deletes it."""
