@@ -5,7 +5,8 @@ Public API:
 - `list_devices(dir=None)` / `probe(path)`: the video capture nodes and what they offer;
 - `Camera(path)`: open with a format, stream through an mmap ring, `read_latest()` the
   newest frame without blocking, `jpeg()` it;
-- Trio: `wait_frame(camera)`, `frames(camera)`, `snapshot(camera)`;
+- Trio: `wait_frame(camera)`, `frames(camera)`, `snapshot(camera)`, and `EncodeAhead` to
+  have each new frame's JPEG made as it arrives;
 - records (frozen msgspec Structs) and the `CaptureError` tree.
 
 This package must not import the service (server, RPC, config): it stands on its own.
@@ -26,7 +27,7 @@ from camsvc.capture._errors import (
     NotACamera,
     UnsupportedFormat,
 )
-from camsvc.capture._trio import frames, snapshot, wait_frame
+from camsvc.capture._trio import EncodeAhead, frames, snapshot, wait_frame
 from camsvc.capture._types import (
     CaptureStats,
     DeviceInfo,
@@ -54,6 +55,7 @@ __all__ = [
     "DeviceGone",
     "DeviceInfo",
     "DeviceNotFound",
+    "EncodeAhead",
     "Format",
     "Frame",
     "FrameInterval",

@@ -298,11 +298,7 @@ class Camera:
         if self._latest is None or lib.cap_camera_latest(self._cam, self._cframe) <= 0:
             return None
         c = self._cframe
-        fmt = self.format
-        if fourcc_code(fmt.fourcc) in _MJPEG:
-            scale = scale_for(fmt.width, fmt.height, max_size)
-        else:
-            scale = scale_for(c.width, c.height, max_size)
+        scale = self._scale(self._latest, max_size)
         raw = ffi.buffer(c.data, c.size)[:] if copy else c.data
         job = JpegJob(
             self._pool, raw, c.size, self._latest, c.bytesperline, quality, scale, self.path,
@@ -311,6 +307,26 @@ class Camera:
         if self._made is not None and self._made.key == job.key:
             job.done = self._made.done
         return job
+
+    def made_jpeg(
+        self, quality: int = DEFAULT_QUALITY, max_size: tuple[int, int] | None = None
+    ) -> JpegFrame | None:
+        """The newest frame's JPEG if it was already made with these settings, else None.
+
+        Reads the newest frame first; copies and encodes nothing.
+        """
+        self.read_latest()
+        frame, made = self._latest, self._made
+        if frame is None or made is None:
+            return None
+        key = (frame.sequence, frame.timestamp, quality, self._scale(frame, max_size))
+        return made.done if made.key == key else None
+
+    def _scale(self, frame: Frame, max_size: tuple[int, int] | None) -> int:
+        fmt = self.format
+        if fourcc_code(fmt.fourcc) in _MJPEG:
+            return scale_for(fmt.width, fmt.height, max_size)
+        return scale_for(frame.width, frame.height, max_size)
 
     def remember(self, job: JpegJob) -> None:
         """Keep a finished job's JPEG for repeated requests of the same frame."""

@@ -7,7 +7,7 @@ import camsvc.capture as capture
 EXPORTS = {
     "DEFAULT_BUFFERS", "DEFAULT_DIR", "DEFAULT_QUALITY", "BadFrame", "Camera", "CameraClosed",
     "CaptureError", "CaptureStats", "DeviceAccessDenied", "DeviceBusy", "DeviceGone",
-    "DeviceInfo", "DeviceNotFound", "Format", "Frame", "FrameInterval", "FrameSize",
+    "DeviceInfo", "DeviceNotFound", "EncodeAhead", "Format", "Frame", "FrameInterval", "FrameSize",
     "FrameTimeout", "JpegFrame", "JpegJob", "NoSpace", "NotACamera", "PixelFormat",
     "UnsupportedFormat", "fourcc_code", "fourcc_name", "frames", "list_devices", "probe",
     "scale_for", "snapshot", "wait_frame",
