@@ -227,13 +227,19 @@ class Guard:
 
 
 @pytest.fixture
-def open_page(browser: Browser, stack: Stack) -> Iterator[Callable[..., Page]]:
+def guard() -> Guard:
+    """The test's record of requests off the service and script errors (see open_page)."""
+    return Guard()
+
+
+@pytest.fixture
+def open_page(browser: Browser, stack: Stack, guard: Guard) -> Iterator[Callable[..., Page]]:
     """Open a page of the dashboard (desktop size unless told), in a fresh browser context.
 
-    Any request to another origin is refused and recorded, as is any uncaught script
-    error; either fails the test at teardown.
+    Any request to another origin is refused and recorded, as is anything the page's
+    Content-Security-Policy blocked and any uncaught script error; each fails the test at
+    teardown.
     """
-    guard = Guard()
     contexts: list[BrowserContext] = []
     own = re.compile(rf"^{re.escape(stack.base_url)}/")
 
@@ -252,6 +258,15 @@ def open_page(browser: Browser, stack: Stack) -> Iterator[Callable[..., Page]]:
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: guard.errors.append(str(exc)))
+        # What the policy blocks never reaches the network (or `refuse`), only the console.
+        page.on(
+            "console",
+            lambda msg: (
+                guard.outside.append(msg.text)
+                if msg.type == "error" and "Content Security Policy" in msg.text
+                else None
+            ),
+        )
         page.goto("/")
         return page
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import Stack, screenshot, sign_in
+from tests.web.conftest import Guard, Stack, screenshot, sign_in
 
 OpenPage = Callable[..., Page]
 
@@ -43,6 +43,27 @@ def test_sign_in_shows_both_cameras(stack: Stack, open_page: OpenPage) -> None:
     assert page.context.cookies() == []
     card(page, "camera0").locator("summary").click()  # the stream URLs, in the screenshot
     screenshot(page, "cameras")
+
+
+def test_other_origins_blocked(open_page: OpenPage, guard: Guard) -> None:
+    """The page's Content-Security-Policy stops a fetch and an image from another origin
+    (another loopback address) before they reach the network."""
+    page = open_page()
+    fetched = page.evaluate("fetch('http://127.0.0.2:9/x').then(() => 'fetched', () => 'blocked')")
+    assert fetched == "blocked"
+    loaded = page.evaluate(
+        """() => new Promise((resolve) => {
+            const img = new Image();
+            img.onload = () => resolve("loaded");
+            img.onerror = () => resolve("blocked");
+            img.src = "http://127.0.0.2:9/x.png";
+        })"""
+    )
+    assert loaded == "blocked"
+    blocked = " ".join(guard.outside)
+    assert "127.0.0.2:9/x" in blocked and '"connect-src' in blocked, guard.outside
+    assert "127.0.0.2:9/x.png" in blocked and '"img-src' in blocked, guard.outside
+    guard.outside.clear()  # seen, and wanted here
 
 
 def test_wrong_token_is_refused(open_page: OpenPage) -> None:

@@ -163,7 +163,7 @@ class App {
         return;
       }
       for (const view of Object.values(this.views)) view.reset();
-      this.showView();
+      this.showShell(); // who is signed in and the alerts, as they are now
     }, this.reconnectDelay);
   }
 
