@@ -32,6 +32,7 @@ from camsvc.streaming.hook_protocol import (
 from camsvc.streaming.hooks import SOCKET_MODE, HookServer
 from camsvc.streaming.paths import PathHooks, wanted_conf
 from camsvc.streaming.standin import StandIn
+from camsvc.streaming.standin._rtsp import RtspError
 from tests.fixtures.service import until
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
@@ -132,6 +133,26 @@ async def test_standin_reader_refused_when_hook_fails(tmp_path: Path, nursery) -
     assert done.returncode != 0 and b"404" in done.stderr
     await until(lambda: "demand" not in path.hooks and not path.demand_waiters)
     assert not path.ready
+
+
+async def test_standin_start_timeout_stops_command(tmp_path: Path, nursery) -> None:
+    """No publisher within runOnDemandStartTimeout: the reader is refused and MediaMTX (the
+    stand-in) stops the command at once, not runOnDemandCloseAfter later."""
+    standin = StandIn(recordings=str(tmp_path / "rec"))
+    await nursery.start(standin.run)
+    body = {
+        "runOnDemand": "sleep 60",
+        "runOnDemandStartTimeout": "0.5s",
+        "runOnDemandCloseAfter": "60s",
+        "runOnUnDemand": f"touch {tmp_path / 'undemand'}",
+    }
+    assert standin.handle("POST", "/v3/config/paths/add/cam", json.dumps(body).encode())[0] == 200
+    path = standin.paths["cam"]
+    with pytest.raises(RtspError) as refused:
+        await path.wait_ready_on_demand(hidden=False)
+    assert refused.value.status == 404
+    await until(lambda: "demand" not in path.hooks, timeout_s=10)  # far below closeAfter
+    await poll(lambda: (tmp_path / "undemand").exists())
 
 
 class FakePublisher:
@@ -424,23 +445,32 @@ async def test_stop_falls_back_without_report(live, monkeypatch) -> None:
 
 
 @needs_ffmpeg
-async def test_segment_catalogued_on_completion(live) -> None:
+async def test_segment_catalogued_on_completion(live, monkeypatch) -> None:
     """A segment MediaMTX completes mid-recording (1 s segments) is catalogued at once, whole,
     with MediaMTX's duration, and no longer counts as in use."""
     svc, client, _ = await live(recording={"segment_duration": 1})
     app = svc.app
+    reported: dict[str, float | None] = {}
+    real = app.recordings.segment_complete
+
+    async def report(device: str, segment: str, duration: float | None) -> None:
+        await real(device, segment, duration)
+        reported[Path(segment).name] = duration
+
+    monkeypatch.setattr(app.recordings, "segment_complete", report)
     started = await client.call("start_recording", {"device": "camera0"})
     first = started["filename"]
-    await poll(lambda: not app.recordings.in_use(first))
-    assert app.recordings.is_recording("camera0")
+    await poll(lambda: first in reported)
+    assert app.recordings.is_recording("camera0") and not app.recordings.in_use(first)
     row = app.catalog.get("recording", first)
-    assert row is not None and row.duration is not None and 0.5 <= row.duration <= 2.0
+    duration = reported[first]
+    assert row is not None and duration is not None and row.duration == round(duration, 3)
     file = Path(app.config.recording.path) / "camera0" / first
     assert row.size == file.stat().st_size > 0
     info = await ffprobe(str(file), "stream=codec_name")
     assert info["streams"] == [{"codec_name": "h264"}]
     stopped = await client.call("stop_recording", {"device": "camera0"})
-    assert stopped["segments"][0] == first and len(stopped["segments"]) >= 2
+    assert stopped["segments"][0] == first
 
 
 def test_fast_path_imports_little() -> None:
