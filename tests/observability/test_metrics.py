@@ -115,9 +115,11 @@ class TestMetricsRoute:
 
     async def test_dropped_notifications_counted(self, start_service, connect):
         """Notifications dropped for a slow client are counted."""
-        svc = await start_service(server={"send_queue_size": 2})
+        svc = await start_service(server={"send_queue_size": 2, "write_buffer_size": 4096})
         client = await connect(svc, "viewer")
         await client.call("subscribe_events", {"topics": ["snapshot.taken"]})
+        # More than the socket buffers hold: the client's writer is busy, the rest queues.
+        svc.app.bus.publish("snapshot.taken", {"seq": -1, "pad": "x" * 900_000})
         for i in range(10):
             svc.app.bus.publish("snapshot.taken", {"seq": i})
         fams = _families((await _scrape(svc)).body.decode())
