@@ -8,6 +8,8 @@ const POLL_MS = 2000;
 
 const percent = (v) => `${v.toFixed(1)} %`;
 const integer = (v) => String(Math.round(v));
+// Alert figures are seconds, percentages or bytes: grouped digits read well for all three.
+const figure = (v) => (v == null ? "–" : v.toLocaleString(undefined, { maximumFractionDigits: 2 }));
 
 export class SystemView {
   constructor(app) {
@@ -113,7 +115,7 @@ export class SystemView {
               "li",
               { class: `sev-${a.severity}` },
               h("strong", {}, a.alert),
-              ` ${a.severity}: ${a.value == null ? "–" : a.value.toFixed(2)} (threshold ${a.threshold})`,
+              ` ${a.severity}: ${figure(a.value)} (threshold ${figure(a.threshold)})`,
             ),
           )
         : [h("li", { class: "muted" }, "No alert firing")]),
