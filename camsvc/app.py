@@ -342,6 +342,7 @@ class App:
                         cfg.server.port,
                         router=main_router,
                         read_timeout_s=cfg.server.read_timeout,
+                        write_timeout_s=cfg.server.write_timeout,
                         receive_size=cfg.server.read_buffer_size,
                         ws_path=cfg.server.websocket_path,
                         on_upgrade=self.connections.handle_upgrade,
@@ -355,6 +356,7 @@ class App:
                             cfg.health.port,
                             router=health_router,
                             read_timeout_s=cfg.server.read_timeout,
+                            write_timeout_s=cfg.server.write_timeout,
                         )
                     self._listening = True
                     ports = BoundPorts(main=main_port, health=health_port)

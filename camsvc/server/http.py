@@ -3,7 +3,9 @@
 One task per TCP connection reads request heads (bounded by `read_timeout`), answers routes,
 and when a request asks to upgrade on the WebSocket path, hands the connection, with the
 bytes already read, to the WebSocket side. A response body is either bytes in memory or a
-slice of a file, which is streamed in `FILE_CHUNK_BYTES` chunks and never held whole.
+slice of a file, which is streamed in `FILE_CHUNK_BYTES` chunks and never held whole. Each
+write to the socket is bounded by `write_timeout`: a client that stops reading a download
+is dropped, and its task and file go with it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,41 @@ log = structlog.get_logger("camsvc.http")
 MAX_HEAD_BYTES = 16384
 #: Bytes read from a file and written to the socket at a time when streaming a FileBody.
 FILE_CHUNK_BYTES: Final = 256 * 1024
+
+
+class _WriteTimeout(Exception):
+    """A write to the client did not finish within `write_timeout` (it stopped reading)."""
+
+
+class _BoundedWrites(trio.abc.Stream):
+    """The connection's stream with every `send_all` bounded by `write_timeout`.
+
+    Only the HTTP side writes through it; an upgraded connection gets the raw stream, since
+    the WebSocket side bounds its own writes.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, write_timeout_s: float) -> None:
+        self.stream = stream
+        self._timeout_s = write_timeout_s
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send, or raise _WriteTimeout when the client takes no more within the bound."""
+        with trio.move_on_after(self._timeout_s) as cs:
+            await self.stream.send_all(data)
+        if cs.cancelled_caught:
+            raise _WriteTimeout
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Delegate to the wrapped stream."""
+        await self.stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Read from the wrapped stream."""
+        return await self.stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        """Close the wrapped stream."""
+        await self.stream.aclose()
 
 
 class HttpRequest(msgspec.Struct, frozen=True):
@@ -131,6 +168,7 @@ async def serve_http_connection(
     router: Router,
     *,
     read_timeout_s: float,
+    write_timeout_s: float = 10.0,
     receive_size: int = 65536,
     ws_path: str | None = None,
     on_upgrade: UpgradeHandler | None = None,
@@ -138,6 +176,7 @@ async def serve_http_connection(
     """Serve one TCP connection until it closes, times out, or is upgraded."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
     handed_off = False
+    raw_stream, stream = stream, _BoundedWrites(stream, write_timeout_s)
     try:
         while True:
             raw = bytearray(conn.trailing_data[0])
@@ -167,7 +206,7 @@ async def serve_http_connection(
                 and _is_upgrade(req)
             ):
                 handed_off = True
-                await on_upgrade(stream, bytes(raw), req)
+                await on_upgrade(raw_stream, bytes(raw), req)
                 return
             response = await _route(router, req, ws_path)
             keep = await _send_response(stream, conn, req, response)
@@ -194,13 +233,17 @@ async def serve_http_connection(
             await _send_simple(stream, conn, error_response(status, "Bad Request"))
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+    except _WriteTimeout:
+        log.info("http_write_timeout", timeout_s=write_timeout_s)
+        # Unsent bytes would keep a graceful close waiting on the same silent client.
+        await trio.aclose_forcefully(raw_stream)
     except Exception:
         # A bug reached the connection's boundary: it ends this connection only.
         log.exception("http_connection_crashed")
     finally:
         if not handed_off:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await stream.aclose()
+                await raw_stream.aclose()
 
 
 def _reason(status: int) -> bytes:
@@ -323,6 +366,7 @@ async def _send_simple(stream: trio.abc.Stream, conn: h11.Connection, resp: Http
         out += conn.send(h11.EndOfMessage()) or b""
     except h11.LocalProtocolError:
         return
+    # The connection closes after this whatever happens: a failed or stuck write ends it too.
     with trio.move_on_after(1):
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, _WriteTimeout):
             await stream.send_all(out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import itertools
+import math
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -33,7 +34,7 @@ from camsvc.server.http import HttpRequest, error_response
 from camsvc.server.outbox import Outbox
 from camsvc.server.streams import PrefixedStream, WriteThroughStream
 
-__all__ = ["ClientConnection", "ConnectionTable", "text_frame"]
+__all__ = ["ClientConnection", "ConnectionTable", "MessageDeadlineStream", "text_frame"]
 
 log = structlog.get_logger("camsvc.ws")
 
@@ -101,6 +102,12 @@ class ClientConnection:
     def begin_shutdown(self) -> None:
         """Stop reading; in-flight requests get `shutdown_timeout`, then the close is 1001."""
         self._close_code = CLOSE_SHUTDOWN
+        self._read_scope.cancel()
+
+    def message_timed_out(self) -> None:
+        """A started message was not completed within `read_timeout`: close with 1008."""
+        log.info("message_timeout", conn=self.rpc.conn_id, timeout_s=self._cfg.read_timeout)
+        self._close_code = CLOSE_POLICY
         self._read_scope.cancel()
 
     async def serve(self) -> None:
@@ -276,9 +283,10 @@ class ConnectionTable:
         """Check, accept and serve a WebSocket upgrade (the HTTP layer already read `head`)."""
         async with trio.open_nursery() as nursery:
             direct = WriteThroughStream(stream) if isinstance(stream, trio.SocketStream) else None
+            framing = MessageDeadlineStream(direct or stream, head, self._cfg.read_timeout)
             request = await trio_websocket.wrap_server_stream(
                 nursery,
-                PrefixedStream(direct or stream, head),
+                framing,
                 max_message_size=self._cfg.max_message_size,
                 receive_buffer_size=self._cfg.read_buffer_size,
             )
@@ -308,6 +316,7 @@ class ConnectionTable:
                 host=req.headers.get("host", ""),
             )
             client = ClientConnection(ws, rpc, self._dispatcher, self._cfg, self._on_drop, direct)
+            framing.watch(ws, client.message_timed_out)
             self._open[conn_id] = client
             self._bus.attach(conn_id, client)
             self.total_accepted += 1
@@ -337,6 +346,44 @@ class ConnectionTable:
         while self._open:
             self._emptied = trio.Event()
             await self._emptied.wait()
+
+
+class MessageDeadlineStream(PrefixedStream):
+    """The stream trio-websocket reads, bounding how long a started message may take to
+    complete (`read_timeout`, API.md §2): a client that sends a first fragment and never the
+    last holds no slot and no buffer for longer.
+
+    trio-websocket assembles fragments out of sight; the list of parts it keeps for the
+    message being received is the only sign of one begun, and it is replaced by a new list
+    when a message completes. Its reader calls `receive_some` only after handling every
+    event of the previous read, so the list seen here is current.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, prefix: bytes, limit_s: float) -> None:
+        super().__init__(stream, prefix)
+        self._limit_s = limit_s
+        self._ws: WebSocketConnection | None = None
+        self._on_expired: Callable[[], None] = lambda: None
+        self._parts: object = None
+        self._deadline = math.inf
+
+    def watch(self, ws: WebSocketConnection, on_expired: Callable[[], None]) -> None:
+        """Start timing the messages of `ws`; `on_expired` is called once per late message."""
+        self._ws = ws
+        self._on_expired = on_expired
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Read; when a message is under way, at most until its deadline (then tell)."""
+        parts = self._ws._message_parts if self._ws is not None else None
+        if not parts:
+            self._parts, self._deadline = None, math.inf
+        elif parts is not self._parts:
+            self._parts, self._deadline = parts, trio.current_time() + self._limit_s
+        with trio.move_on_at(self._deadline):
+            return await super().receive_some(max_bytes)
+        self._deadline = math.inf  # told once; reading goes on for the close handshake
+        self._on_expired()
+        return await super().receive_some(max_bytes)
 
 
 def text_frame(payload: bytes) -> bytes:

@@ -146,6 +146,14 @@ async def wait_connections(svc: Any, n: int) -> None:
         await trio.sleep(0.01)
 
 
+async def trickle_fragments(raw: RawWs) -> None:
+    """Send a one-byte continuation fragment every 0.1 s until the connection ends."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while True:
+            await trio.sleep(0.1)
+            await raw.send_raw(frame(OP_CONT, b" ", fin=False))
+
+
 async def ping_round_trip(client: Any) -> None:
     """A ping answered within 2 s."""
     with trio.fail_after(2):
@@ -366,6 +374,40 @@ class TestFrames:
             event = await raw.next_event()
             assert isinstance(event, Pong) and event.payload == b"mid"
             assert (await raw.reply_to("i"))["result"] == "pong"
+
+    async def test_unfinished_message_closed_after_read_timeout(self, start_service, connect):
+        """A first fragment and never the rest: closed with 1008 once read_timeout has passed
+        since the message began; the server's wait is not reset by more fragments, and other
+        clients are not affected."""
+        svc = await start_service(server={"read_timeout": 1.0})
+        polite = await connect(svc)
+        for trickle in (False, True):
+            raw = await RawWs.open(svc.ports.main)
+            await raw.send_raw(frame(OP_TEXT, b'{"jsonrpc":"2.0",', fin=False))
+            started = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                if trickle:
+                    nursery.start_soon(trickle_fragments, raw)
+                with trio.fail_after(5):
+                    assert await raw.close_code() == 1008
+                nursery.cancel_scope.cancel()
+            assert trio.current_time() - started >= 1.0
+            await raw.stream.aclose()
+            await ping_round_trip(polite)
+        with trio.fail_after(5):
+            await wait_connections(svc, 1)
+
+    async def test_message_completed_within_read_timeout(self, start_service):
+        """Fragments spread over less than read_timeout make one message, answered."""
+        svc = await start_service(server={"read_timeout": 2.0})
+        raw = await RawWs.open(svc.ports.main)
+        await raw.send_raw(frame(OP_TEXT, b'{"jsonrpc":"2.0",', fin=False))
+        for part in (b'"method":', b'"ping",'):
+            await trio.sleep(0.1)
+            await raw.send_raw(frame(OP_CONT, part, fin=False))
+        await raw.send_raw(frame(OP_CONT, b'"id":"late"}', fin=True))
+        with trio.fail_after(5):
+            assert (await raw.reply_to("late"))["result"] == "pong"
 
     @pytest.mark.parametrize(
         "payload",

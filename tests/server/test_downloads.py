@@ -8,9 +8,11 @@ before the service starts (its start-up reconcile catalogues them), or after it 
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
 import os
+import socket
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -678,6 +680,40 @@ class TestLargeFiles:
                 await trio.testing.wait_all_tasks_blocked(cushion=0.05)
         # The service still serves.
         assert (await get(big, "/files/snapshots/cam.jpg")).status == 200
+
+    async def test_never_reading_client_dropped_after_write_timeout(
+        self, start_downloads, recordings_dir
+    ):
+        """A client that asks for a large file and never reads is dropped once a write has
+        waited write_timeout: the handler ends and closes the file; others are served."""
+        path = recordings_dir / DEVICE / "big.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.truncate(BIG_BYTES)
+        svc = await start_downloads(server={"write_timeout": 0.5})
+        root = os.path.realpath(svc.app.config.recording.path)
+        sock = trio.socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        await sock.connect(("127.0.0.1", svc.ports.main))
+        silent = HttpConnection(trio.SocketStream(sock))
+        await silent.send_request("GET", "/files/recordings/big.mp4", _bearer(svc.token("viewer")))
+
+        def big_file_open() -> bool:
+            return any(f.path.startswith(root) for f in psutil.Process().open_files())
+
+        with trio.fail_after(10):
+            while not big_file_open():
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            while big_file_open():
+                # Others are served meanwhile (each request is answered within the bound).
+                assert (await get(svc, "/files/snapshots/cam.jpg")).status == 200
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+        received = 0
+        with trio.fail_after(10), contextlib.suppress(trio.BrokenResourceError):
+            while chunk := await silent.stream.receive_some(65536):
+                received += len(chunk)
+        assert received < BIG_BYTES  # cut off, not sent whole
+        await silent.aclose()
 
 
 class TestFileSender:
