@@ -48,6 +48,7 @@ from camsvc.server.http import Router, serve_http_connection
 from camsvc.server.routes import add_dashboard_routes, add_health_routes, add_metrics_route
 from camsvc.server.websocket import ConnectionTable
 from camsvc.streaming.external import ExternalStreams
+from camsvc.streaming.external_live import ExternalLive
 from camsvc.streaming.hook_protocol import default_socket_path
 from camsvc.streaming.hooks import HookServer
 from camsvc.streaming.mediamtx import MediaMTXClient, PathCache
@@ -193,6 +194,7 @@ class App:
             self.catalog,
             self.bus,
             external=lambda device: self.external.has(device),
+            external_streaming=lambda device: self.external_live.streaming(device),
             hooks_listening=lambda: self.hook_server is not None and self.hook_server.listening,
         )
         self.hook_server = (
@@ -219,7 +221,14 @@ class App:
             self.bus,
             recording=self.recordings.is_recording,
         )
-        StreamsApi(self.streams, self.recordings).register(self.registry)
+        self.external_live = ExternalLive(
+            self.external,
+            self.mediamtx,
+            self.mediamtx_paths,
+            mtx,
+            recording=self.recordings.is_recording,
+        )
+        StreamsApi(self.streams, self.recordings, self.external_live).register(self.registry)
         self.mediamtx_watchdog = MediaMTXWatchdog(
             self.mediamtx_paths, self.paths, self.publishers, self.recordings
         )
@@ -395,6 +404,7 @@ class App:
                 if self.hook_server is not None:
                     await nursery.start(self.hook_server.run)
                 await nursery.start(self.external.run)
+                await nursery.start(self.external_live.run)
                 nursery.start_soon(self.streams.run)
                 nursery.start_soon(self.mediamtx_watchdog.run)
         finally:

@@ -11,6 +11,7 @@ from camsvc.api.cameras import DeviceParams
 from camsvc.auth.roles import Role
 from camsvc.rpc.connection import RpcConnection
 from camsvc.rpc.registry import NoParams, Registry
+from camsvc.streaming.external_live import ExternalLive
 from camsvc.streaming.recordings import RecordingService, RecordingStarted, RecordingStopped
 from camsvc.streaming.streams import (
     StreamEntry,
@@ -32,11 +33,21 @@ class StartRecordingParams(DeviceParams, frozen=True):
 
 
 class StreamsApi:
-    """Handlers over the stream and recording services."""
+    """Handlers over the stream and recording services (`ext_` streams: `external`)."""
 
-    def __init__(self, streams: StreamService, recordings: RecordingService) -> None:
+    def __init__(
+        self,
+        streams: StreamService,
+        recordings: RecordingService,
+        external: ExternalLive | None = None,
+    ) -> None:
         self._streams = streams
         self._recordings = recordings
+        self._external = external
+
+    def _ext(self, device: str) -> ExternalLive | None:
+        """The external streams' service when `device` is an `ext_` id."""
+        return self._external if device.startswith("ext_") else None
 
     def register(self, registry: Registry) -> None:
         """Add this group's methods to `registry`."""
@@ -86,18 +97,26 @@ class StreamsApi:
 
     async def start_streaming(self, conn: RpcConnection, params: DeviceParams) -> StreamStarted:
         """Start publishing a camera into MediaMTX; returns when its path is ready."""
+        if ext := self._ext(params.device):
+            return await ext.start_streaming(params.device, conn.host)
         return await self._streams.start_streaming(params.device, conn.host)
 
     async def stop_streaming(self, conn: RpcConnection, params: DeviceParams) -> StreamStopped:
         """Stop a camera's publisher unless a recording uses it."""
+        if ext := self._ext(params.device):
+            return await ext.stop_streaming(params.device)
         return await self._streams.stop_streaming(params.device)
 
     def get_stream_url(self, conn: RpcConnection, params: DeviceParams) -> StreamUrl:
         """A camera's stream URLs and readiness (works while MediaMTX is down)."""
+        if ext := self._ext(params.device):
+            return ext.get_stream_url(params.device, conn.host)
         return self._streams.get_stream_url(params.device, conn.host)
 
     async def get_stream_status(self, conn: RpcConnection, params: DeviceParams) -> StreamStatus:
         """A camera's publisher and MediaMTX path, asked now."""
+        if ext := self._ext(params.device):
+            return await ext.get_stream_status(params.device)
         return await self._streams.get_stream_status(params.device)
 
     def get_streams(self, conn: RpcConnection, params: NoParams) -> list[StreamEntry]:

@@ -194,6 +194,7 @@ class RecordingService:
         *,
         clock: Callable[[], float] = time.time,
         external: Callable[[str], bool] = lambda device: False,
+        external_streaming: Callable[[str], bool] = lambda device: False,
         hooks_listening: Callable[[], bool] = lambda: False,
     ) -> None:
         self.cfg = cfg
@@ -207,6 +208,7 @@ class RecordingService:
         self.bus = bus
         self._clock = clock
         self._external = external  # whether an `ext_` id is an added external stream
+        self._external_streaming = external_streaming  # start_streaming keeps it pulled
         # Whether MediaMTX's segment-complete hook can reach camsvc (control socket up).
         self._hooks_listening = hooks_listening
         self._active: dict[str, _Active] = {}
@@ -339,8 +341,9 @@ class RecordingService:
         patch = PathConfPatch(record=record)
         if device.startswith("ext_"):
             # MediaMTX records only a ready path, and pulls an on-demand source only for
-            # readers: while recording, the source is pulled all the time.
-            patch = PathConfPatch(record=record, source_on_demand=not record)
+            # readers: while recording (or streaming), the source is pulled all the time.
+            pulled = record or self._external_streaming(device)
+            patch = PathConfPatch(record=record, source_on_demand=not pulled)
         with trio.move_on_after(deadline_s):
             while True:
                 try:

@@ -379,3 +379,43 @@ async def test_add_probe_record_remove(stack, upstream, tmp_path: FsPath) -> Non
     assert (await s.client.call("get_external_streams"))["external_streams"] == []
     error = await s.client.error("start_recording", {"device": "ext_cam"})
     assert (error["code"], error["data"]["reason"]) == (-32010, "stream_not_found")
+
+
+@needs_ffmpeg
+async def test_stream_methods_on_ext_devices(stack, upstream) -> None:
+    """start/stop_streaming, get_stream_url and get_stream_status take ext_ ids: MediaMTX
+    pulls the source while a stream or a recording wants it, else only for readers."""
+    s = await stack()
+    url = await upstream(s)
+    for method in ("get_stream_url", "get_stream_status", "start_streaming", "stop_streaming"):
+        error = await s.client.error(method, {"device": "ext_none"})
+        assert (error["code"], error["data"]["reason"]) == (-32010, "stream_not_found"), method
+    await s.client.call("add_external_stream", {"stream_url": url, "stream_name": "cam"})
+    device = {"device": "ext_cam"}
+    await wait_path(s, "ext_cam", lambda p: True)
+    before = await s.client.call("get_stream_url", device)
+    assert before["stream_status"] == "NOT_READY" and before["available"] is True
+    assert before["stream_url"] == s.rtsp("ext_cam")  # the Host header of the client
+    idle = await s.client.call("get_stream_status", device)
+    assert idle["status"] == "INACTIVE" and idle["ready"] is False
+
+    started = await s.client.call("start_streaming", device)
+    assert started["status"] == "STARTED" and started["stream_name"] == "ext_cam"
+    assert (await s.app.mediamtx.config_path_get("ext_cam")).source_on_demand is False
+    status = await s.client.call("get_stream_status", device)
+    assert status["status"] == "ACTIVE" and status["mediamtx_path"]["exists"] is True
+    assert status["ffmpeg_process"] == {"running": False, "pid": None, "uptime": 0.0}
+    assert status["start_time"] == started["start_time"]
+    await wait_path(s, "ext_cam", lambda p: p.ready)
+    assert (await s.client.call("get_stream_url", device))["stream_status"] == "READY"
+
+    # A recording ending while the stream runs keeps the source pulled.
+    await s.client.call("start_recording", device)
+    await s.client.call("stop_recording", device)
+    conf = await s.app.mediamtx.config_path_get("ext_cam")
+    assert conf.record is False and conf.source_on_demand is False
+
+    stopped = await s.client.call("stop_streaming", device)
+    assert stopped["status"] == "STOPPED" and stopped["stream_continues"] is False
+    assert stopped["start_time"] == started["start_time"]
+    assert (await s.app.mediamtx.config_path_get("ext_cam")).source_on_demand is True
