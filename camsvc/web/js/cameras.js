@@ -37,6 +37,7 @@ class CameraCard {
     this.streaming = false;
     this.frame = { filename: null, pending: null, url: null, request: 0 };
     this.live = null;
+    this.recBusy = false;
     this.build();
     this.update(camera);
   }
@@ -49,7 +50,8 @@ class CameraCard {
     this.img = h("img", { alt: `Newest frame of ${this.device}`, hidden: true });
     this.placeholder = h("span", { class: "placeholder" }, "No snapshot yet");
     this.caption = h("figcaption", { class: "muted" });
-    this.recEl = h("p", { class: "rec", role: "status", dataset: { field: "recording" }, hidden: true });
+    // Not a live region: it ticks every second, which a screen reader would read out each time.
+    this.recEl = h("p", { class: "rec", dataset: { field: "recording" }, hidden: true });
     this.urlInputs = {};
     const urlRows = STREAM_LABELS.map(([key, label]) => {
       const input = h("input", {
@@ -220,6 +222,7 @@ class CameraCard {
   // -- recording ----------------------------------------------------------------------------
 
   async toggleRecording() {
+    this.recBusy = true;
     this.recButton.disabled = true;
     try {
       if (this.recording) {
@@ -240,7 +243,7 @@ class CameraCard {
     } catch (error) {
       this.app.report("Recording", error);
     } finally {
-      this.recButton.disabled = false;
+      this.recBusy = false;
       this.renderRecording();
     }
   }
@@ -283,7 +286,8 @@ class CameraCard {
       this.recButton.textContent = rec ? "Stop recording" : "Record";
       this.recButton.classList.toggle("danger", Boolean(rec));
       // A recording can be stopped whatever the camera's state; a new one needs it connected.
-      this.recButton.disabled = !rec && this.camera.status !== "CONNECTED";
+      // While a start or stop is on its way the button stays off (the ticker calls this too).
+      this.recButton.disabled = this.recBusy || (!rec && this.camera.status !== "CONNECTED");
     }
   }
 
@@ -414,7 +418,10 @@ export class CamerasView {
         card.update(params);
         if (!wasConnected && params.status === "CONNECTED") card.loadStreamState();
         this.summarize();
-      } else if (!this.loading) {
+      } else if (this.loading) {
+        // The list being fetched may predate this camera: ask again once it is in.
+        this.loading.then(() => this.cards.has(params.device) || this.load());
+      } else {
         this.load();
       }
     } else if (method === "recording_status_update") {
