@@ -16,7 +16,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from camsvc.streaming import publisher as publisher_module
-from tests.fixtures.service import RpcClient, Service, until
+from tests.fixtures.service import RpcClient, Service
 from tests.streaming.live import Restartable, ffprobe, start_live
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
@@ -83,6 +83,14 @@ async def test_metrics_follow_streams_and_recordings(live: Live, nursery: trio.N
     assert await recordings_gauge(svc) == 0
 
 
+async def poll(predicate: Callable[[], bool], timeout_s: float = 10) -> None:
+    """Wait (bounded) for a publisher's own state to change: it has no event to wait on,
+    and `until` never sees the loop idle while the camera's pump delivers frames."""
+    with trio.fail_after(timeout_s):
+        while not predicate():  # noqa: ASYNC110
+            await trio.sleep(0.02)
+
+
 async def _run_until_cancelled(argv: list[str], scope: trio.CancelScope) -> None:
     with scope:
         await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
@@ -101,7 +109,7 @@ async def test_stopping_while_the_encoder_ends(
     publishers = svc.app.publishers
     publishers.ffmpeg = str(stubborn)
     pub = publishers.acquire("camera0", "stream")
-    await until(lambda: pub.running)
+    await poll(lambda: pub.running)
     pid = pub.pid
     assert pid is not None
     status = await client.call("get_stream_status", {"device": "camera0"})
@@ -111,7 +119,9 @@ async def test_stopping_while_the_encoder_ends(
     status = await client.call("get_stream_status", {"device": "camera0"})
     assert status["status"] == "STOPPING" and status["ffmpeg_process"]["running"] is False
     os.killpg(pid, signal.SIGKILL)
-    await until(lambda: publishers.stopping("camera0") is None)
+    with trio.fail_after(10):
+        await pub.stopped.wait()
+    assert publishers.stopping("camera0") is None
     status = await client.call("get_stream_status", {"device": "camera0"})
     assert status["status"] == "INACTIVE"
 
@@ -125,7 +135,7 @@ async def test_encoder_killed_restarts_after_backoff(live: Live) -> None:
     first = pub.pid
     killed_at = time.monotonic()
     os.kill(first, signal.SIGKILL)
-    await until(lambda: pub.running and pub.pid != first)
+    await poll(lambda: pub.running and pub.pid != first)
     assert pub.restarts == 1 and pub.last_error
     assert pub.started_at is not None
     assert pub.started_at - killed_at >= publisher_module.BACKOFF_FIRST_S
