@@ -311,21 +311,43 @@ def test_system_view(stack: Stack, open_page: OpenPage) -> None:
     screenshot(page, "system")
 
 
+def tab_to(page: Page, name: str, limit: int = 20) -> None:
+    """Press Tab until the element named `name` has the focus (at most `limit` times)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == name:
+            return
+    raise AssertionError(f"{name!r} not reached with {limit} Tab presses")
+
+
+def fits_width(page: Page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
 def test_phone_size_and_keyboard(stack: Stack, open_page: OpenPage) -> None:
-    """At 390 px wide nothing scrolls sideways; sign-in and navigation work from the keyboard."""
+    """At 390 px wide no view scrolls sideways; sign-in and moving between views work from
+    the keyboard alone, with the focus visible."""
     page = open_page(390, 844)
-    page.get_by_label("Token or API key").focus()
-    page.keyboard.type(stack.token("operator"))
+    expect(page.get_by_label("Token or API key")).to_be_focused()
+    page.keyboard.type(stack.token("admin"))
     page.keyboard.press("Enter")
     expect(page.locator("article.camera")).to_have_count(2)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits_width(page)
     screenshot(page, "cameras-phone")
-    files = page.get_by_role("link", name="Files")
-    files.focus()
+    tab_to(page, "Files")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none"), outline
     page.keyboard.press("Enter")
     expect(page.locator("#view-files")).to_be_visible()
-    expect(files).to_have_attribute("aria-current", "page")
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(page.get_by_role("link", name="Files")).to_have_attribute("aria-current", "page")
+    assert fits_width(page)
+    screenshot(page, "files-phone")
+    tab_to(page, "System")
+    page.keyboard.press("Enter")
+    expect(page.locator("#view-system")).to_be_visible()
+    expect(page.locator("figure.chart").first).to_be_visible()
+    assert fits_width(page)
+    screenshot(page, "system-phone")
 
 
 def test_unplugged_camera_shows_disconnected(stack: Stack, open_page: OpenPage) -> None:

@@ -53,11 +53,12 @@ export class Sparkline {
     const top = this.max ?? Math.max(...this.samples, 1e-9);
     const step = WIDTH / Math.max(1, this.capacity - 1);
     const offset = (this.capacity - this.samples.length) * step;
-    const points = this.samples.map((value, i) => {
-      const x = offset + i * step;
-      const y = HEIGHT - 2 - (Math.min(value, top) / top) * (HEIGHT - 4);
-      return `${x.toFixed(1)},${y.toFixed(1)}`;
-    });
+    const y = (value) => (HEIGHT - 2 - (Math.min(value, top) / top) * (HEIGHT - 4)).toFixed(1);
+    const points = this.samples.map((value, i) => `${(offset + i * step).toFixed(1)},${y(value)}`);
+    if (points.length === 1) {
+      // One sample is a point, which a polyline does not draw: give it one step of width.
+      points.unshift(`${(offset - step).toFixed(1)},${y(this.samples[0])}`);
+    }
     this.line.setAttribute("points", points.join(" "));
     const first = points[0]?.split(",")[0] ?? "0";
     const last = points.at(-1)?.split(",")[0] ?? "0";
