@@ -129,6 +129,8 @@ class App:
             self.storage,
             self.bus,
             on_snapshot=self.metrics.observe_snapshot,
+            external=lambda device: self.external.has(device),
+            grab_external=lambda *args: self.external_live.grab_jpeg(*args),
         )
         self.registry = Registry()
         SessionApi(self.authenticator, sec, self.registry).register(self.registry)

@@ -15,7 +15,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
@@ -70,6 +70,10 @@ class SnapshotTaken(msgspec.Struct, frozen=True):
     height: int
     format: Format
     download_url: str
+
+
+# Grabs one JPEG of an `ext_` stream: (device, quality, max_size, timeout_s) -> frame.
+GrabExternal = Callable[[str, int, tuple[int, int] | None, float], Awaitable[JpegFrame]]
 
 
 def _capture_failed(details: str) -> InternalError:
@@ -129,8 +133,14 @@ class Snapshots:
         storage: StorageWatch,
         bus: EventBus,
         on_snapshot: Callable[[str, float], None] = lambda device, seconds: None,
+        *,
+        external: Callable[[str], bool] = lambda device: False,
+        grab_external: GrabExternal | None = None,
     ) -> None:
         self.cfg = cfg
+        # `ext_` devices: frames come from the external stream's RTSP output (MediaMTX).
+        self._external = external
+        self._grab_external = grab_external
         self._on_snapshot = on_snapshot
         self.root = Path(cfg.path)
         self._cameras = cameras
@@ -189,17 +199,27 @@ class Snapshots:
         if max_size is None and (self.cfg.max_width or self.cfg.max_height):
             max_size = (self.cfg.max_width or 16384, self.cfg.max_height or 16384)
         entry = self._cameras.get(device)
-        if entry is None or entry.status != "CONNECTED" or entry.supervisor is None:
+        grab = self._grab_external if device.startswith("ext_") else None
+        if grab is not None:
+            if not self._external(device):
+                raise NotFound("stream", f"no external stream {device}")
+        elif entry is None or entry.status != "CONNECTED" or entry.supervisor is None:
             raise NotFound("camera", f"{device} is not connected")
         claims = [self._claim(device, filename, fmt)]
         try:
             self._storage.check_room(self.root)
-            frame, jpeg = await self._capture(entry.supervisor, received, quality, max_size)
+            if grab is not None:
+                jpeg = await grab(device, quality, max_size, float(self.cfg.timeout))
+                captured = jpeg.timestamp
+            else:
+                assert entry is not None and entry.supervisor is not None
+                frame, jpeg = await self._capture(entry.supervisor, received, quality, max_size)
+                captured = frame.timestamp
             data = jpeg.data if fmt == "jpeg" else await trio.to_thread.run_sync(_to_png, jpeg.data)
             name, st = await self._write(device, claims, data, fmt, generated=filename is None)
         finally:
             self._reserved.difference_update(claims)
-        captured_wall = time.time() - (time.monotonic() - frame.timestamp)
+        captured_wall = time.time() - (time.monotonic() - captured)
         try:
             self._catalog.add(
                 FileRecord("snapshot", name, device, st.st_size, st.st_mtime, captured_wall,

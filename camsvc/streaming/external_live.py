@@ -1,14 +1,17 @@
 """Live streams of external devices (`ext_<name>`, API.md §8.6): MediaMTX pulls the source.
 
 Owns: which external streams run on request (start_streaming) with their start time and
-idle close, and the one rule for an `ext_` path's `sourceOnDemand`: false while a stream or
-a recording wants the source pulled, true otherwise (readers alone pull it on demand).
+idle close, the one rule for an `ext_` path's `sourceOnDemand` (false while a stream or a
+recording wants the source pulled, true otherwise: readers alone pull it on demand), and
+grabbing one JPEG of the path's RTSP output for take_snapshot (ffmpeg as a reader).
 Must not touch: the registry of external streams (`ExternalStreams`), recording state (it
 asks `recording(device)`), local cameras.
 """
 
 from __future__ import annotations
 
+import io
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Final, Literal
@@ -16,8 +19,9 @@ from typing import Final, Literal
 import structlog
 import trio
 
+from camsvc.capture import JpegFrame
 from camsvc.config import MediaMTXConfig
-from camsvc.errors import DependencyFailed, NotFound
+from camsvc.errors import DependencyFailed, InternalError, NotFound
 from camsvc.streaming.external import ExternalStreams
 from camsvc.streaming.mediamtx import (
     MediaMTXClient,
@@ -59,14 +63,20 @@ class ExternalLive:
         cfg: MediaMTXConfig,
         *,
         recording: Callable[[str], bool] = lambda device: False,
+        ffmpeg: str = "ffmpeg",
     ) -> None:
         self.external = external
+        self.ffmpeg = ffmpeg
         self.client = client
         self.cache = cache
         self.cfg = cfg
         self._recording = recording
         self._started: dict[str, float] = {}  # device -> wall-clock start of start_streaming
         self._idle_since: dict[str, float] = {}
+
+    def has(self, device: str) -> bool:
+        """Whether `device` is an added external stream."""
+        return self.external.has(device)
 
     def streaming(self, device: str) -> bool:
         """Whether start_streaming keeps `device`'s source pulled."""
@@ -208,6 +218,49 @@ class ExternalLive:
             ),
             start_time=utc_timestamp(started) if started is not None else None,
         )
+
+    async def grab_jpeg(
+        self, device: str, quality: int, max_size: tuple[int, int] | None, timeout_s: float
+    ) -> JpegFrame:
+        """One frame of the path as JPEG, read over RTSP as any reader (which makes MediaMTX
+        pull an on-demand source); -32050 while MediaMTX is down, -32603 capture_failed."""
+        self._known(device)
+        try:
+            await self.client.info()
+        except MediaMTXError as exc:
+            raise to_camsvc_error(exc) from exc
+        url = f"rtsp://127.0.0.1:{self.cfg.rtsp_port}/{device}"
+        argv = [self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+        argv += ["-rtsp_transport", "tcp", "-i", url, "-frames:v", "1"]
+        if max_size is not None:
+            w, h = max_size  # downscale only, aspect kept
+            argv += [
+                "-vf",
+                f"scale='min(iw,{w})':'min(ih,{h})':force_original_aspect_ratio=decrease"
+                ":force_divisible_by=2",
+            ]
+        # ffmpeg's MJPEG scale: 2 (best) .. 31; quality 100 -> 2, 1 -> 31.
+        qscale = 2 + round((100 - quality) * 29 / 99)
+        argv += ["-q:v", str(qscale), "-f", "image2pipe", "-c:v", "mjpeg", "-"]
+        try:
+            with trio.fail_after(timeout_s):
+                done = await trio.run_process(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    capture_stdout=True,
+                    capture_stderr=True,
+                    check=False,
+                )
+        except trio.TooSlowError as exc:
+            raise InternalError("capture_failed", f"no frame within {timeout_s:g} s") from exc
+        if done.returncode != 0 or not done.stdout:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+            raise InternalError("capture_failed", f"{device}: {' '.join(tail) or 'no frame'}")
+        from PIL import Image
+
+        with Image.open(io.BytesIO(done.stdout)) as img:
+            width, height = img.size
+        return JpegFrame(done.stdout, width, height, 0, time.monotonic())
 
     # -- background ------------------------------------------------------------------
 

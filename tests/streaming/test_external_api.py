@@ -244,6 +244,8 @@ async def test_mediamtx_down(stack) -> None:
     assert (error["code"], error["data"]["reason"]) == (-32050, "mediamtx_unavailable")
     error = await s.client.error("remove_external_stream", {"stream_url": kept["stream_url"]})
     assert error["code"] == -32050
+    error = await s.client.error("take_snapshot", {"device": "ext_kept"})
+    assert error["code"] == -32050  # ext_ frames come from MediaMTX's RTSP output
     listed = await s.client.call("get_external_streams")
     assert [e["device"] for e in listed["external_streams"]] == ["ext_kept"]
     # Back up (empty, as after a MediaMTX restart): the path of the added stream returns.
@@ -361,6 +363,20 @@ async def test_add_probe_record_remove(stack, upstream, tmp_path: FsPath) -> Non
     assert listed["files"][0]["device"] == "ext_cam"
     conf = await s.app.mediamtx.config_path_get("ext_cam")
     assert conf.record is False and conf.source_on_demand is True
+
+    # Snapshots come from the path's RTSP output, at the stream's size or scaled down.
+    shot = await s.client.call("take_snapshot", {"device": "ext_cam"})
+    assert shot["status"] == "SUCCESS" and shot["format"] == "jpeg"
+    assert (shot["width"], shot["height"]) == (WIDTH, HEIGHT)
+    assert shot["file_path"] == f"ext_cam/{shot['filename']}"
+    jpeg = (tmp_path / "snapshots" / "ext_cam" / shot["filename"]).read_bytes()
+    assert jpeg.startswith(b"\xff\xd8") and len(jpeg) == shot["file_size"]
+    small = await s.client.call(
+        "take_snapshot", {"device": "ext_cam", "format": "png", "max_width": 160}
+    )
+    assert (small["width"], small["height"], small["format"]) == (160, 120, "png")
+    error = await s.client.error("take_snapshot", {"device": "ext_none"})
+    assert (error["code"], error["data"]["reason"]) == (-32010, "stream_not_found")
 
     # Removing it while it records stops the recording first (reason stream_removed).
     again = await s.client.call("start_recording", {"device": "ext_cam"})
