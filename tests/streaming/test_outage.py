@@ -14,6 +14,17 @@ from tests.streaming.live import Inbox, Restartable, ffprobe, recording_update, 
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
+# API.md §7: the methods marked M, the only ones that may answer -32050.
+M_METHODS = {
+    "start_recording",
+    "stop_recording",
+    "start_streaming",
+    "stop_streaming",
+    "get_stream_status",
+    "get_streams",
+    "add_external_stream",
+    "remove_external_stream",
+}
 TOPICS = ["mediamtx.stream_started", "mediamtx.stream_stopped", "system.health", "recording.error"]
 
 
@@ -121,3 +132,10 @@ async def test_outage_before_any_camera_path_is_wanted(outage_service) -> None:
     await client.call("start_streaming", {"device": "camera0"})
     probed = await ffprobe(f"rtsp://127.0.0.1:{standin.ports.rtsp}/camera0", "stream=codec_name")
     assert probed["streams"] == [{"codec_name": "h264"}]
+
+
+async def test_only_m_methods_need_mediamtx(service: Service) -> None:
+    """The registry marks exactly API.md's M methods as needing MediaMTX (rpc.discover shows
+    it as `x-needs-mediamtx`); every other method is served without it."""
+    for spec in service.app.registry:
+        assert spec.needs_mediamtx == (spec.name in M_METHODS), spec.name
