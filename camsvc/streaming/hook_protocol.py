@@ -55,6 +55,8 @@ EX_UNAVAILABLE: Final = 69
 MAX_LINE: Final = 16 * 1024
 # How long a hook waits for camsvc's reply to its request.
 REPLY_TIMEOUT_S: Final = 5.0
+# prctl(2): signal this process when its parent dies.
+PR_SET_PDEATHSIG: Final = 1
 SOCKET_NAME: Final = "camsvc.sock"
 DESCRIPTION: Final = (
     "Commands MediaMTX runs: they reach the running service over its control socket "
@@ -163,6 +165,19 @@ def _ask(sock: socket.socket, request: OnDemand | SegmentComplete) -> None:
         raise HookError(f"camsvc refused: {reply.error}", 1)
 
 
+def _die_with_parent() -> None:
+    """End with MediaMTX even if it cannot stop us (SIGKILL, crash): an orphaned on-demand
+    command would hold the camera's publisher forever."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # only here: segment-complete must start fast
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before prctl took effect
+        raise _Stop
+
+
 def _hold(sock: socket.socket) -> None:
     """Block until MediaMTX stops the command (signal) or camsvc goes away (EOF)."""
     sock.settimeout(None)
@@ -213,6 +228,7 @@ def run_hook(args: argparse.Namespace, socket_path: str) -> int:
         if not path:
             raise HookError("no path given and MTX_PATH is not set", 2)
         if args.hook_cmd == "on-demand":
+            _die_with_parent()
             with _connect(socket_path) as sock:
                 _ask(sock, OnDemand(path))
                 _hold(sock)

@@ -265,6 +265,22 @@ async def test_on_demand_held_while_hook_runs(control) -> None:
         await proc.wait()
 
 
+async def test_on_demand_ends_with_mediamtx(control) -> None:
+    """A MediaMTX killed outright (no SIGINT for its commands) does not leave the publisher
+    held: the on-demand command ends with its parent."""
+    server, _ = control
+    cmd = hook_command((sys.executable, "-m", "camsvc"), server.path, "on-demand", "camera0")
+    parent = await trio.lowlevel.open_process(["sh", "-c", f"{cmd}; true"])
+    try:
+        await until(lambda: server.publishers.uses == 1)
+        parent.kill()  # SIGKILL: nothing forwards a signal to the command
+        await parent.wait()
+        await until(lambda: server.publishers.uses == 0 and server.on_demand_holds == 0)
+    finally:
+        parent.kill()
+        await parent.wait()
+
+
 async def test_on_demand_ends_when_publisher_ends(control) -> None:
     """A publisher that ends by itself (camera gone) ends the hook: nothing stays held."""
     server, _ = control
