@@ -1,6 +1,7 @@
 """The RTSP prober of external streams: TCP connect + one `DESCRIBE` (API.md §8.9).
 
-Owns: the DESCRIBE request, parsing the reply (a pure core: bytes in, `RtspReply` out),
+Owns: the DESCRIBE request (again with Basic or Digest credentials from the URL after a
+401), parsing the reply (a pure core: bytes in, `RtspReply` out),
 summarising the SDP (codec, and the H.264 resolution from `sprop-parameter-sets`), and
 `probe`, which does the I/O under a deadline and never raises for a bad peer. Must not
 touch: MediaMTX, the registry of external streams.
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
+import secrets
 import ssl
 import time
 from typing import Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 import trio
@@ -24,10 +27,12 @@ __all__ = [
     "ProbeResult",
     "RtspProtocolError",
     "RtspReply",
+    "authorization",
     "describe_request",
     "h264_resolution",
     "parse_reply",
     "probe",
+    "request_uri",
     "sdp_capabilities",
 ]
 
@@ -68,23 +73,66 @@ class ProbeResult(msgspec.Struct, frozen=True):
         return self.status == "ok"
 
 
-def describe_request(url: str, cseq: int = 1) -> bytes:
-    """An RTSP/1.0 DESCRIBE for `url` (credentials in the URL are not sent)."""
+def request_uri(url: str) -> str:
+    """`url` without its user info (what goes on the request line)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     netloc = f"[{host}]" if ":" in host else host
     if parts.port:
         netloc += f":{parts.port}"
     target = f"{parts.scheme}://{netloc}{parts.path or '/'}"
-    if parts.query:
-        target += f"?{parts.query}"
+    return f"{target}?{parts.query}" if parts.query else target
+
+
+def describe_request(url: str, cseq: int = 1, authorization: str | None = None) -> bytes:
+    """An RTSP/1.0 DESCRIBE for `url`; credentials only as the `authorization` given."""
     lines = [
-        f"DESCRIBE {target} RTSP/1.0",
+        f"DESCRIBE {request_uri(url)} RTSP/1.0",
         f"CSeq: {cseq}",
         "Accept: application/sdp",
         f"User-Agent: {USER_AGENT}",
     ]
+    if authorization:
+        lines.append(f"Authorization: {authorization}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+_AUTH_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
+
+
+def authorization(
+    challenge: str, user: str, password: str, method: str, uri: str, *, cnonce: str = ""
+) -> str | None:
+    """The Authorization header answering a Basic or Digest (MD5) `WWW-Authenticate`
+    challenge (RFC 2617), or None for a scheme the prober does not speak."""
+    scheme, _, rest = challenge.strip().partition(" ")
+    if scheme.lower() == "basic":
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    if scheme.lower() != "digest":
+        return None
+    params = {
+        m.group(1).lower(): m.group(2) or m.group(3) or "" for m in _AUTH_PARAM.finditer(rest)
+    }
+    if params.get("algorithm", "MD5").upper() != "MD5" or "nonce" not in params:
+        return None
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+    realm, nonce = params.get("realm", ""), params["nonce"]
+    ha1 = md5(f"{user}:{realm}:{password}")
+    ha2 = md5(f"{method}:{uri}")
+    fields = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"']
+    if "auth" in [q.strip() for q in params.get("qop", "").split(",")]:
+        cnonce = cnonce or secrets.token_hex(8)
+        response = md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}")
+        fields += ["qop=auth", "nc=00000001", f'cnonce="{cnonce}"']
+    else:
+        response = md5(f"{ha1}:{nonce}:{ha2}")
+    fields.append(f'response="{response}"')
+    if "opaque" in params:
+        fields.append(f'opaque="{params["opaque"]}"')
+    return "Digest " + ", ".join(fields)
 
 
 _STATUS_LINE = re.compile(r"^RTSP/1\.\d (\d{3})(?: (.*))?$")
@@ -261,13 +309,13 @@ async def _connect(url: str) -> trio.abc.Stream:
     return stream
 
 
-async def _exchange(url: str) -> RtspReply:
+async def _describe(url: str, cseq: int, auth: str | None) -> RtspReply:
     stream = await _connect(url)
     try:
-        await stream.send_all(describe_request(url, 1))
+        await stream.send_all(describe_request(url, cseq, auth))
         data = b""
         while True:
-            reply = parse_reply(data, 1)
+            reply = parse_reply(data, cseq)
             if reply is not None:
                 return reply
             chunk = await stream.receive_some(MAX_REPLY_BYTES)
@@ -276,6 +324,23 @@ async def _exchange(url: str) -> RtspReply:
             data += chunk
     finally:
         await trio.aclose_forcefully(stream)
+
+
+async def _exchange(url: str) -> RtspReply:
+    """DESCRIBE; on a 401, once more with the URL's credentials (on a new connection, as
+    cameras often close after a 401)."""
+    reply = await _describe(url, 1, None)
+    parts = urlsplit(url)
+    if reply.status != 401 or parts.username is None:
+        return reply
+    header = authorization(
+        reply.headers.get("www-authenticate", ""),
+        unquote(parts.username),
+        unquote(parts.password or ""),
+        "DESCRIBE",
+        request_uri(url),
+    )
+    return reply if header is None else await _describe(url, 2, header)
 
 
 def _refused(exc: BaseException) -> bool:

@@ -72,10 +72,12 @@ EXPORTS = {
         "ProbeResult",
         "RtspProtocolError",
         "RtspReply",
+        "authorization",
         "describe_request",
         "h264_resolution",
         "parse_reply",
         "probe",
+        "request_uri",
         "sdp_capabilities",
     },
     "camsvc.streaming.external": {

@@ -22,6 +22,7 @@ from camsvc.streaming.mediamtx import MediaMTXClient
 from camsvc.streaming.rtsp_probe import (
     ProbeResult,
     RtspProtocolError,
+    authorization,
     describe_request,
     h264_resolution,
     parse_reply,
@@ -116,6 +117,30 @@ class TestParse:
         with pytest.raises(RtspProtocolError):
             parse_reply(data, 1)
 
+    def test_basic_authorization(self) -> None:
+        """Basic: the base64 of user:password, whatever the realm."""
+        header = authorization('Basic realm="cam"', "admin", "p:w", "DESCRIBE", "rtsp://h/x")
+        assert header == "Basic YWRtaW46cDp3"
+
+    def test_digest_authorization_rfc2617(self) -> None:
+        """Digest with qop=auth gives RFC 2617's worked example's response."""
+        challenge = (
+            'Digest realm="testrealm@host.com", qop="auth,auth-int", '
+            'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41"'
+        )
+        header = authorization(
+            challenge, "Mufasa", "Circle Of Life", "GET", "/dir/index.html", cnonce="0a4f113b"
+        )
+        assert header is not None and header.startswith("Digest ")
+        assert 'response="6629fae49393a05397450978507c4ef1"' in header
+        assert 'opaque="5ccc069c403ebaf9f0171e9517f40e41"' in header and "nc=00000001" in header
+
+    def test_unknown_scheme(self) -> None:
+        """A scheme other than Basic or MD5 Digest: no header (the 401 stands)."""
+        assert authorization('Bearer realm="x"', "u", "p", "DESCRIBE", "rtsp://h/") is None
+        sha = 'Digest realm="r", nonce="n", algorithm=SHA-256'
+        assert authorization(sha, "u", "p", "DESCRIBE", "rtsp://h/") is None
+
     def test_sps_resolutions(self) -> None:
         """The resolution of high and baseline SPS, with frame cropping (1080 from 1088)."""
         import base64
@@ -161,6 +186,32 @@ class TestProbe:
         result = await probe(f"rtsp://127.0.0.1:{port}/live", 5)
         assert not result.found and result.status == expected
         assert result.rtsp_status == int(status[:3]) and status in result.error
+
+    async def test_401_then_credentials_from_the_url(self, fake_rtsp) -> None:
+        """With user info in the URL, a 401 is answered once with those credentials."""
+        seen: list[bytes] = []
+
+        async def guarded(stream: trio.SocketStream) -> None:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some(4096)
+            seen.append(data)
+            cseq = data.split(b"CSeq: ", 1)[1].split(b"\r\n", 1)[0].decode()
+            if b"Authorization: Basic dXNlcjpzZWNyZXQ=\r\n" in data:
+                await stream.send_all(rtsp_reply("200 OK", cseq, SDP.encode()))
+            else:
+                challenge = 'WWW-Authenticate: Basic realm="cam"\r\n'
+                await stream.send_all(rtsp_reply("401 Unauthorized", cseq, extra=challenge))
+            await stream.aclose()
+
+        port = await fake_rtsp(guarded)
+        result = await probe(f"rtsp://user:secret@127.0.0.1:{port}/live", 5)
+        assert result.found and result.capabilities["codec"] == "H264"
+        assert len(seen) == 2 and b"secret" not in seen[0] and b"user" not in seen[0]
+        assert seen[1].startswith(f"DESCRIBE rtsp://127.0.0.1:{port}/live RTSP/1.0".encode())
+        # Wrong credentials: still 401 after the one retry.
+        result = await probe(f"rtsp://user:wrong@127.0.0.1:{port}/live", 5)
+        assert result.status == "unauthorized" and len(seen) == 4
 
     async def test_garbage_reply(self, fake_rtsp) -> None:
         """An HTTP server on the port: error, not found."""
