@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Final, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import structlog
@@ -51,6 +52,7 @@ __all__ = [
     "StreamType",
     "candidates",
     "external_conf",
+    "redact",
 ]
 
 log = structlog.get_logger("camsvc.streaming.external")
@@ -221,6 +223,15 @@ def candidates(
                     name = _safe_name(f"{host}_{port}_{path}")
                     out.setdefault(url, Candidate(url, "generic_rtsp", name))
     return list(out.values()), errors
+
+
+def redact(url: str) -> str:
+    """`url` with its password replaced by `***`, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def external_conf(
@@ -480,7 +491,7 @@ class ExternalStreams:
                 device=device,
             )
             self._persist()
-        log.info("external_stream_added", device=device, url=url)
+        log.info("external_stream_added", device=device, url=redact(url))
         # One DESCRIBE so the listing says at once whether it answers (and what it carries).
         result = await self._probe(url, float(self.cfg.scan_timeout))
         if self._streams.get(url) is not None:
@@ -513,7 +524,7 @@ class ExternalStreams:
                 else:
                     del self._streams[url]
             self._persist()
-        log.info("external_stream_removed", device=device, url=url)
+        log.info("external_stream_removed", device=device, url=redact(url))
         return StreamRemoved(url, "REMOVED", utc_timestamp())
 
     def _is_candidate(self, url: str) -> bool:

@@ -94,6 +94,7 @@ EXPORTS = {
         "StreamType",
         "candidates",
         "external_conf",
+        "redact",
     },
     "camsvc.streaming.external_live": {"ExternalLive"},
     "camsvc.streaming.standin._source": {"KEEPALIVE_S", "RtspSource", "SourceError", "rewrite_sdp"},

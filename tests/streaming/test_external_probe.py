@@ -17,6 +17,7 @@ from camsvc.streaming.external import (
     DiscoveryOptions,
     ExternalStreams,
     candidates,
+    redact,
 )
 from camsvc.streaming.mediamtx import MediaMTXClient
 from camsvc.streaming.rtsp_probe import (
@@ -432,6 +433,15 @@ class TestDiscovery:
         assert trio.current_time() - began == pytest.approx(2)
         assert result.total_found == 0 and len(result.errors) == 4
         assert all("no reply within 2 s" in e for e in result.errors)
+
+
+def test_redact() -> None:
+    """Passwords never reach the log; URLs without one are unchanged."""
+    assert redact("rtsp://admin:s3cret@10.0.0.5:554/live?x=1") == (
+        "rtsp://admin:***@10.0.0.5:554/live?x=1"
+    )
+    assert redact("rtsp://10.0.0.5/live") == "rtsp://10.0.0.5/live"
+    assert redact("rtsp://user@10.0.0.5/live") == "rtsp://user@10.0.0.5/live"
 
 
 def test_candidate_is_frozen() -> None:
