@@ -13,6 +13,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from camsvc.auth import Role
+from camsvc.auth.keys import KeyStore
 from tests.web.conftest import Guard, Stack, screenshot, sign_in
 
 OpenPage = Callable[..., Page]
@@ -250,6 +252,25 @@ def test_expired_token_signs_out(stack: Stack, open_page: OpenPage) -> None:
     page.get_by_role("link", name="System").click()  # polls every 2 s
     expect(page.locator("#signin-error")).to_have_text("Session expired", timeout=15_000)
     expect(page.locator("#nav")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_api_key_sign_in_and_revocation(stack: Stack, open_page: OpenPage) -> None:
+    """An API key signs in (and fetches frames); once revoked, the page's next call sends
+    the user back to sign-in."""
+    store = KeyStore(stack.tmp / "api_keys.json")  # the file camsvc reads
+    key, plaintext = store.create(Role.OPERATOR, description="dashboard test")
+    page = open_page()
+    sign_in(page, plaintext)
+    expect(page.locator("#who")).to_have_text(f"key:{key.id} · operator")
+    cam = card(page, "camera1")
+    cam.get_by_role("button", name="Snapshot").click()
+    expect(cam.locator("figure.frame img")).to_have_attribute("src", re.compile("^blob:"))
+    store.revoke(key.id)
+    page.get_by_role("link", name="Files").click()
+    expect(page.locator("#signin-error")).to_have_text("The credential is no longer accepted.")
+    expect(page.locator("#nav")).to_be_hidden()
+    expect(page.locator(".toast.error")).to_have_count(0)
     assert page.evaluate("sessionStorage.length") == 0
 
 

@@ -68,8 +68,12 @@ class App {
     try {
       return await this.rpc.call(method, params);
     } catch (error) {
-      if (error instanceof RpcError && error.code === -32001) {
-        this.signOut(error.reason === "token_expired" ? "Session expired" : "Signed out");
+      if (error instanceof RpcError && error.code === -32001 && this.token) {
+        this.signOut(
+          error.reason === "token_expired"
+            ? "Session expired"
+            : "The credential is no longer accepted.",
+        );
       }
       throw error;
     }
@@ -77,7 +81,8 @@ class App {
 
   /** A failed action, told to the user. */
   report(action, error) {
-    if (error instanceof RpcError && error.code === CLOSED) return; // the banner says it
+    // A closed connection has its banner, and a refused credential the sign-in form.
+    if (error instanceof RpcError && (error.code === CLOSED || error.code === -32001)) return;
     toast(`${action} failed: ${error.message}`, "error");
   }
 
