@@ -442,8 +442,9 @@ class RecordingService:
                         raise to_camsvc_error(exc) from exc
                     raise
         rec.scope.cancel()
-        # MediaMTX reports the last segment only if it is there to switch recording off.
-        await self._wait_closed(rec, reported=switch_off)
+        # MediaMTX reports the last segment only if it is there to switch recording off,
+        # and the report cannot arrive at shutdown (the control socket closes too).
+        await self._wait_closed(rec, reported=switch_off and reason != "shutdown")
         self.publishers.release(device, "recording")
         del self._active[device]
         self.cameras.version += 1
