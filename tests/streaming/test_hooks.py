@@ -31,6 +31,7 @@ from camsvc.streaming.hook_protocol import (
 )
 from camsvc.streaming.hooks import SOCKET_MODE, HookServer
 from camsvc.streaming.paths import PathHooks, wanted_conf
+from camsvc.streaming.publisher import Publishers
 from camsvc.streaming.standin import StandIn
 from camsvc.streaming.standin._rtsp import RtspError
 from tests.fixtures.service import until
@@ -96,6 +97,27 @@ class TestProtocol:
         assert conf.run_on_demand_close_after == "3s"
         bare = wanted_conf(RecordingConfig(path="/rec"), device="camera2")
         assert bare.run_on_demand == "" and bare.run_on_record_segment_complete == ""
+
+
+async def test_publisher_uses_counted(nursery) -> None:
+    """Each on-demand command is one use; `stream` and `recording` are one use however often
+    asked for; the publisher stops with the last use, and a stale release touches nothing."""
+    publishers = Publishers(lambda device: None, lambda device: f"rtsp://127.0.0.1:1/{device}")
+    await nursery.start(publishers.run)
+    # Synchronous on purpose: the publisher's task has not run yet (it would find no camera).
+    first = publishers.acquire("camera0", "on_demand")
+    assert publishers.acquire("camera0", "on_demand") is first
+    publishers.acquire("camera0", "stream")
+    publishers.acquire("camera0", "stream")
+    assert publishers.release("camera0", "stream") is True  # two on-demand users remain
+    assert publishers.release("camera0", "on_demand") is True
+    assert publishers.reasons("camera0") == {"on_demand"}
+    assert publishers.release("camera0", "on_demand", publisher=first) is False
+    assert publishers.get("camera0") is None
+    second = publishers.acquire("camera0", "recording")
+    assert publishers.release("camera0", "on_demand", publisher=first) is True  # not `second`
+    assert publishers.get("camera0") is second and publishers.reasons("camera0") == {"recording"}
+    assert publishers.release("camera0", "recording") is False
 
 
 async def test_hook_fails_cleanly_without_camsvc(tmp_path: Path) -> None:
