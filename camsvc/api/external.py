@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Final, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -30,11 +31,18 @@ StreamUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL_CHARS)]
 
 
 def _check_url(url: str) -> None:
-    if not url.lower().startswith(_SCHEMES) or len(url) <= len("rtsp://"):
+    try:
+        parts = urlsplit(url)
+        valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # a bad IPv6 literal, a port that is not a number in 0-65535
+        valid = False
+    if not url.lower().startswith(_SCHEMES) or not valid:
         raise InvalidParams(
-            "invalid_value", "stream_url must be an rtsp:// or rtsps:// URL", param="stream_url"
+            "invalid_value",
+            "stream_url must be an rtsp:// or rtsps:// URL with a host",
+            param="stream_url",
         )
-    if any(c.isspace() or ord(c) < 0x20 for c in url):
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise InvalidParams(
             "invalid_value",
             "stream_url must not hold spaces or control characters",

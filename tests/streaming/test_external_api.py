@@ -181,6 +181,24 @@ async def test_enabled_capability(stack) -> None:
             "stream_url",
         ),
         (
+            "add_external_stream",
+            {"stream_url": "rtsps://", "stream_name": "a"},
+            "invalid_value",
+            "stream_url",
+        ),
+        (
+            "add_external_stream",
+            {"stream_url": "rtsp://[::1/p", "stream_name": "a"},
+            "invalid_value",
+            "stream_url",
+        ),
+        (
+            "add_external_stream",
+            {"stream_url": "rtsp://h:99999/p", "stream_name": "a"},
+            "invalid_value",
+            "stream_url",
+        ),
+        (
             "remove_external_stream",
             {"stream_url": "file:///etc/passwd"},
             "invalid_value",
