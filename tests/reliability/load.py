@@ -50,6 +50,7 @@ class LoadClient:
         self.codes: Counter[int] = Counter()  # 0 for results, else the error code
         self.notifications = 0
         self.slowest_s = 0.0
+        self.slowest: dict[str, float] = {}  # by method
         self.close_code: int | None = None
         self.ws: trio_websocket.WebSocketConnection | None = None
 
@@ -121,7 +122,9 @@ class LoadClient:
         entry = self.outstanding.pop(reply["id"], None)
         if entry is None:
             return  # authenticate's, or a duplicate (counted by the caller's checks)
-        self.slowest_s = max(self.slowest_s, trio.current_time() - entry[1])
+        took = trio.current_time() - entry[1]
+        self.slowest_s = max(self.slowest_s, took)
+        self.slowest[entry[0]] = max(self.slowest.get(entry[0], 0.0), took)
         self.answered += 1
         self.codes[reply["error"]["code"] if "error" in reply else 0] += 1
         self._window.release()
