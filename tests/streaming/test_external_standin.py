@@ -116,3 +116,20 @@ async def test_publishing_to_a_pulled_path_is_refused(standin: StandIn, api: Api
             await stream.send_all(request)
             reply = await stream.receive_some(4096)
     assert reply.startswith(b"RTSP/1.0 400 ")
+
+
+async def test_source_validation(api: Api) -> None:
+    """MediaMTX's checks: sourceOnDemand needs a static source; a regex path needs it on."""
+    status, body = await api.call("POST", "/v3/config/paths/add/cam", {"sourceOnDemand": True})
+    assert (status, body["error"]) == (
+        400,
+        "'sourceOnDemand' is useless when source is 'publisher'",
+    )
+    conf = {"source": "rtsp://127.0.0.1:1/x"}
+    status, body = await api.call("POST", "/v3/config/paths/add/~^ext_", conf)
+    assert status == 400 and body["error"] == (
+        "a path with a regular expression (or path 'all') and a static source"
+        " must have 'sourceOnDemand' set to true"
+    )
+    conf["sourceOnDemand"] = True
+    assert (await api.call("POST", "/v3/config/paths/add/~^ext_", conf))[0] == 200

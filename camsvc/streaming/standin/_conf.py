@@ -186,6 +186,14 @@ def validate_path(name: str, conf: dict[str, Any]) -> None:
     source = conf["source"]
     if source != "publisher" and not re.match(r"^[a-z]+://", source) and source != "redirect":
         raise ConfError(f"invalid source: '{source}'")
+    static = source not in ("publisher", "redirect")
+    if static and (name.startswith("~") or name == ALL_OTHERS) and not conf["sourceOnDemand"]:
+        raise ConfError(
+            "a path with a regular expression (or path 'all') and a static source"
+            " must have 'sourceOnDemand' set to true"
+        )
+    if conf["sourceOnDemand"] and source == "publisher":
+        raise ConfError("'sourceOnDemand' is useless when source is 'publisher'")
     if conf["runOnDemand"] and source != "publisher":
         raise ConfError("'runOnDemand' can be used only when source is 'publisher'")
 
