@@ -159,22 +159,27 @@ async def test_standin_reader_refused_when_hook_fails(tmp_path: Path, nursery) -
 
 async def test_standin_start_timeout_stops_command(tmp_path: Path, nursery) -> None:
     """No publisher within runOnDemandStartTimeout: the reader is refused and MediaMTX (the
-    stand-in) stops the command at once, not runOnDemandCloseAfter later."""
+    stand-in) stops the command at once, not runOnDemandCloseAfter later; both commands get
+    the first reader's query in MTX_QUERY."""
     standin = StandIn(recordings=str(tmp_path / "rec"))
     await nursery.start(standin.run)
+    demand, undemand = tmp_path / "demand", tmp_path / "undemand"
     body = {
-        "runOnDemand": "sleep 60",
+        "runOnDemand": f"sh -c 'echo $MTX_PATH $MTX_QUERY > {demand}; exec sleep 60'",
         "runOnDemandStartTimeout": "0.5s",
         "runOnDemandCloseAfter": "60s",
-        "runOnUnDemand": f"touch {tmp_path / 'undemand'}",
+        "runOnUnDemand": f"sh -c 'echo $MTX_QUERY > {undemand}'",
     }
     assert standin.handle("POST", "/v3/config/paths/add/cam", json.dumps(body).encode())[0] == 200
     path = standin.paths["cam"]
     with pytest.raises(RtspError) as refused:
-        await path.wait_ready_on_demand(hidden=False)
+        await path.wait_ready_on_demand(hidden=False, query="a=1&b=x y")
     assert refused.value.status == 404
     await until(lambda: "demand" not in path.hooks, timeout_s=10)  # far below closeAfter
-    await poll(lambda: (tmp_path / "undemand").exists())
+    # The commands' own output files are the only signal that they ran.
+    await poll(lambda: undemand.exists() and undemand.read_text().strip() != "")
+    assert demand.read_text().split() == ["cam", "a%3D1%26b%3Dx+y"]  # url.QueryEscape
+    assert undemand.read_text().split() == ["a%3D1%26b%3Dx+y"]
 
 
 class FakePublisher:

@@ -20,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path as FsPath
 from typing import Any, Final
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote_plus, unquote, urlsplit
 
 import h11
 import structlog
@@ -133,6 +133,8 @@ class PathState:
         self._recorder: trio.CancelScope | None = None
         self._close_timer: trio.CancelScope | None = None
         self.demand_waiters = 0
+        # runOnDemand's and runOnUnDemand's MTX_QUERY: the first reader's, as url.QueryEscape.
+        self._demand_query = ""
         self._first_sample: trio.Event | None = None
         self.recorder_stopped = trio.Event()
         self.recorder_stopped.set()
@@ -319,7 +321,7 @@ class PathState:
         """Whether anyone wants the on-demand publisher (visible readers or waiting ones)."""
         return self.demand_waiters > 0 or any(not r.hidden for r in self.readers.values())
 
-    async def wait_ready_on_demand(self, hidden: bool) -> None:
+    async def wait_ready_on_demand(self, hidden: bool, query: str = "") -> None:
         """Start runOnDemand (or the on-demand source) if needed and wait for a publisher
         (404 after the timeout)."""
         if self.ready:
@@ -335,7 +337,14 @@ class PathState:
                 self._start_source()
                 timeout = go_duration(self.conf["sourceOnDemandStartTimeout"])
             else:
-                self.start_hook("demand", cmd, restart=self.conf["runOnDemandRestart"])
+                if "demand" not in self.hooks:
+                    self._demand_query = quote_plus(query, safe="")
+                self.start_hook(
+                    "demand",
+                    cmd,
+                    restart=self.conf["runOnDemandRestart"],
+                    MTX_QUERY=self._demand_query,
+                )
                 timeout = go_duration(self.conf["runOnDemandStartTimeout"])
             with trio.move_on_after(timeout) as waited:
                 while not self.ready:
@@ -356,7 +365,7 @@ class PathState:
         log.info("on_demand_timed_out", path=self.name)
         self._cancel_close_timer()
         self.stop_hook("demand")
-        self.fire_hook(self.conf["runOnUnDemand"])
+        self.fire_hook(self.conf["runOnUnDemand"], MTX_QUERY=self._demand_query)
 
     def _cancel_close_timer(self) -> None:
         if self._close_timer is not None:
@@ -383,7 +392,7 @@ class PathState:
                 # MediaMTX stops the command only: a publisher it started goes with it,
                 # one that also publishes for someone else stays.
                 self.stop_hook("demand")
-                self.fire_hook(self.conf["runOnUnDemand"])
+                self.fire_hook(self.conf["runOnUnDemand"], MTX_QUERY=self._demand_query)
 
         self.server.nursery.start_soon(close_later)
 
@@ -701,7 +710,7 @@ class StandIn:
     async def describe(self, name: str, query: str, *, hidden: bool) -> PathState:
         """A reader asks for `name`: wait for it on demand; RtspError 404 if unavailable."""
         path = self._path_for(name)
-        await path.wait_ready_on_demand(hidden)
+        await path.wait_ready_on_demand(hidden, query)
         return path
 
     def announce(
