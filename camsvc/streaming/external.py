@@ -16,7 +16,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -248,6 +248,18 @@ def external_conf(
     )
 
 
+def _stored(catalog: Catalog, key: str, type_: Any, default: Any) -> Any:
+    """A setting of the state database, or `default` if absent or unreadable (logged)."""
+    raw = catalog.setting(key)
+    if raw is None:
+        return default
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except msgspec.DecodeError as exc:
+        log.warning("external_setting_unreadable", key=key, error=str(exc))
+        return default
+
+
 # --- the service ------------------------------------------------------------------------
 
 
@@ -280,14 +292,9 @@ class ExternalStreams:
         self._paths_lock = trio.Lock()
         self._interval_changed = trio.Event()
         self.scans = 0
-        stored = catalog.setting(SETTING_INTERVAL)
-        self.scan_interval = (
-            msgspec.json.decode(stored, type=int) if stored is not None else cfg.scan_interval
-        )
-        stored = catalog.setting(SETTING_STREAMS)
-        if stored is not None:
-            for stream in msgspec.json.decode(stored, type=list[ExternalStream]):
-                self._streams[stream.url] = stream
+        self.scan_interval = _stored(catalog, SETTING_INTERVAL, int, cfg.scan_interval)
+        for stream in _stored(catalog, SETTING_STREAMS, list[ExternalStream], []):
+            self._streams[stream.url] = stream
 
     @property
     def enabled(self) -> bool:

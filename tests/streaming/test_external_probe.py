@@ -435,6 +435,16 @@ class TestDiscovery:
         assert all("no reply within 2 s" in e for e in result.errors)
 
 
+def test_unreadable_settings_fall_back(tmp_path: Path) -> None:
+    """A damaged stored setting does not stop the service: config values are used."""
+    catalog = Catalog(tmp_path / "state.db")
+    catalog.set_setting("external_streams", b"[{not json")
+    catalog.set_setting("discovery_interval", b'"sixty"')
+    catalog.close()
+    ext = make_external(tmp_path, discovery_config(scan_interval=30), FakeProber(set()))
+    assert ext.scan_interval == 30 and ext.added() == []
+
+
 def test_redact() -> None:
     """Passwords never reach the log; URLs without one are unchanged."""
     assert redact("rtsp://admin:s3cret@10.0.0.5:554/live?x=1") == (
