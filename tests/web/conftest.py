@@ -45,6 +45,8 @@ CHROMIUM_ARGS: Final = [
     "--disable-sync",
 ]
 SECRET: Final = "web-test-secret-0123456789abcdef0123456789"
+#: Bound on one expectation or browser action unless a test says otherwise (a loaded box).
+WAIT_MS: Final = 10_000
 HOST: Final = "127.0.0.1"
 #: Bound on starting a subprocess and on it becoming ready (a loaded 2-core box).
 START_LIMIT_S: Final = 60.0
@@ -191,6 +193,9 @@ class Stack:
                 cam.unplug()
 
 
+expect.set_options(timeout=WAIT_MS)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """camsvc with cameras camera0 and camera1, shared by a module's tests."""
@@ -253,7 +258,7 @@ def open_page(browser: Browser, stack: Stack, guard: Guard) -> Iterator[Callable
             viewport={"width": width, "height": height},
             accept_downloads=True,
         )
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(WAIT_MS)
         context.route(lambda url: not own.match(url), refuse)
         contexts.append(context)
         page = context.new_page()
