@@ -89,8 +89,10 @@ class App {
   async signIn(token) {
     if (!token) return;
     const error = byId("signin-error");
+    const submit = byId("signin-form").querySelector("button");
     error.textContent = "";
     this.token = token;
+    submit.disabled = true; // one sign-in at a time
     try {
       await this.connect();
     } catch (failure) {
@@ -102,6 +104,8 @@ class App {
           : `Sign-in failed: ${failure.message}`,
       );
       return;
+    } finally {
+      submit.disabled = false;
     }
     sessionStorage.setItem(CREDENTIAL_KEY, token);
     byId("token").value = "";
