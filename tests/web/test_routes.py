@@ -37,7 +37,7 @@ async def test_served_with_type_and_headers(service: Service, path: str, content
 
 async def test_page_names_the_websocket_path(start_service) -> None:
     """The configured server.websocket_path is written into the page."""
-    svc = await start_service(server={"host": "127.0.0.1", "port": 0, "websocket_path": "/rpc"})
+    svc = await start_service(server={"websocket_path": "/rpc"})
     reply = await http_request(svc.ports.main, "/")
     assert b'<meta name="camsvc-ws-path" content="/rpc">' in reply.body
     assert b"{{WS_PATH}}" not in reply.body
