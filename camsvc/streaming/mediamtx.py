@@ -461,8 +461,8 @@ class PathCache:
     """MediaMTX's runtime paths as of the last refresh, and the `mediamtx` health check.
 
     `run` refreshes every `interval_s`; readers use `get`/`paths` and never wait on MediaMTX.
-    `changed` is set (and replaced) when the paths change and when `down` flips; during an
-    outage the paths stay the last known ones.
+    `changed` is set (and replaced) when the paths change, when `down` flips and when
+    MediaMTX restarted (`restarts`); during an outage the paths stay the last known ones.
     """
 
     def __init__(
@@ -477,6 +477,8 @@ class PathCache:
         self._clock = clock
         self._paths: dict[str, Path] = {}
         self.version: str = ""
+        self.started = ""  # MediaMTX's start time (`/v3/info`): a new one means a restart
+        self.restarts = 0  # restarts seen, including those across an outage
         self.checked = 0
         self.failures = 0
         self.last_error = ""
@@ -516,8 +518,8 @@ class PathCache:
 
     async def _refresh(self) -> None:
         try:
-            if not self.version:
-                self.version = (await self.client.info()).version
+            # Every time: a MediaMTX restarted between two checks is only told by its start.
+            info = await self.client.info()
             items = await self.client.paths_all()
         except MediaMTXError as exc:
             self.checked += 1
@@ -531,13 +533,18 @@ class PathCache:
             return
         self.checked += 1
         was_down = self.down
+        restarted = bool(self.started and info.started and info.started != self.started)
+        if restarted:
+            self.restarts += 1
+            log.warning("mediamtx_restarted", started=info.started, restarts=self.restarts)
+        self.version, self.started = info.version, info.started
         if self.failures:
             log.info("mediamtx_reachable", version=self.version)
         self.failures = 0
         self.last_error = ""
         self.refreshed_at = self._clock()
         new = {p.name: p for p in items}
-        if new != self._paths or was_down:
+        if new != self._paths or was_down or restarted:
             self._paths = new
             self._notify()
 

@@ -396,8 +396,9 @@ class RecordingService:
             raise to_camsvc_error(exc) from exc
         return await self._finish(device, "requested", error=False, switch_off=True)
 
-    async def end_all(self, reason: Reason) -> list[RecordingStopped]:
-        """End every running recording with ERROR `reason`, without MediaMTX (it is out).
+    async def end_all(self, reason: Reason, *, switch_off: bool = False) -> list[RecordingStopped]:
+        """End every running recording with ERROR `reason`; `switch_off` only if MediaMTX
+        answers (a restarted one may have been given `record` back by a reconcile).
 
         The segments written so far are catalogued; starting recordings fail by themselves.
         """
@@ -406,7 +407,8 @@ class RecordingService:
         async def end(device: str, rec: _Active) -> None:
             if rec.started and not rec.ending and self._active.get(device) is rec:
                 try:
-                    ended.append(await self._finish(device, reason, error=True, switch_off=False))
+                    stopped = await self._finish(device, reason, error=True, switch_off=switch_off)
+                    ended.append(stopped)
                 except (CamsvcError, OSError) as exc:
                     log.warning("recording_end_failed", device=device, error=str(exc))
 

@@ -56,6 +56,7 @@ class MediaMTXWatchdog:
         """Follow `cache.down`; act on each change."""
         task_status.started()
         down = False
+        restarts = self.cache.restarts
         while True:
             changed = self.cache.changed
             if self.cache.down and not down:
@@ -63,7 +64,11 @@ class MediaMTXWatchdog:
                 await self._outage()
             elif not self.cache.down and down:
                 down = False
+                restarts = self.cache.restarts  # a restart behind an outage: handled here
                 await self._recovery()
+            elif self.cache.restarts != restarts:
+                restarts = self.cache.restarts
+                await self._restarted()
             else:
                 await changed.wait()
 
@@ -71,7 +76,17 @@ class MediaMTXWatchdog:
         self.outages += 1
         self.down_since = self._clock()
         log.warning("mediamtx_outage", error=self.cache.last_error, outages=self.outages)
-        ended = await self.recordings.end_all("mediamtx_error")
+        await self._end_recordings(switch_off=False)
+
+    async def _restarted(self) -> None:
+        """MediaMTX restarted between two checks (never seen down): what a recording had
+        in the old one ended there, and the new one has no paths yet."""
+        log.warning("mediamtx_restart_seen", restarts=self.cache.restarts)
+        await self._end_recordings(switch_off=True)
+        await self._restore()
+
+    async def _end_recordings(self, *, switch_off: bool) -> None:
+        ended = await self.recordings.end_all("mediamtx_error", switch_off=switch_off)
         for stopped in ended:
             log.warning(
                 "recording_ended_by_outage",
@@ -89,6 +104,9 @@ class MediaMTXWatchdog:
             version=self.cache.version,
             outage_s=round(self.recovered_at - began, 3) if began is not None else None,
         )
+        await self._restore()
+
+    async def _restore(self) -> None:
         # A restarted MediaMTX has none of camsvc's paths: add them before publishers retry
         # (MediaMTX refuses a publisher on a path it does not know).
         try:
@@ -106,6 +124,7 @@ class MediaMTXWatchdog:
         component = self.cache.health()
         details = dict(component.details)
         details["outages"] = self.outages
+        details["restarts"] = self.cache.restarts
         if self.down_since is not None:
             details["down_since"] = utc_timestamp(self.down_since)
         if self.recovered_at is not None:

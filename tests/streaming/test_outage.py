@@ -139,3 +139,29 @@ async def test_only_m_methods_need_mediamtx(service: Service) -> None:
     it as `x-needs-mediamtx`); every other method is served without it."""
     for spec in service.app.registry:
         assert spec.needs_mediamtx == (spec.name in M_METHODS), spec.name
+
+
+async def test_quick_restart_mid_recording(outage_service) -> None:
+    """A MediaMTX restarted between two checks is told by its new start time: the recording
+    ends with ERROR mediamtx_error, the path comes back and the stream plays again."""
+    svc, client, standin = outage_service
+    inbox = Inbox(client)
+    await client.call("start_streaming", {"device": "camera0"})
+    started = await client.call("start_recording", {"device": "camera0"})
+    segment = Path(svc.app.config.recording.path) / "camera0" / started["filename"]
+    with trio.fail_after(10):
+        while not segment.exists() or segment.stat().st_size < 2048:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    await standin.stop()
+    await standin.start()  # back at once, on the same ports
+    error = await inbox.expect(recording_update("ERROR"))
+    assert error["params"]["reason"] == "mediamtx_error"
+    assert error["params"]["filename"] == started["filename"]
+    assert svc.app.mediamtx_paths.restarts == 1
+    assert not svc.app.recordings.is_recording("camera0")
+    await svc.app.streams.wait_ready("camera0")
+    probed = await ffprobe(f"rtsp://127.0.0.1:{standin.ports.rtsp}/camera0", "stream=codec_name")
+    assert probed["streams"] == [{"codec_name": "h264"}]
+    # Nothing records on the new MediaMTX: the reconcile was told the recording ended.
+    conf = await svc.app.mediamtx.config_path_get("camera0")
+    assert conf.record is False
