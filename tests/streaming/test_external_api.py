@@ -14,7 +14,7 @@ import trio
 from camsvc.app import App
 from camsvc.streaming.mediamtx import Path, PathConfPatch
 from camsvc.streaming.standin import StandInPorts
-from tests.fixtures.service import RpcClient, Service, until
+from tests.fixtures.service import RpcClient, Service, merge, until
 from tests.streaming.live import Inbox, Restartable, ffprobe, recording_update
 from tests.streaming.test_standin_media import HEIGHT, WIDTH, publisher_cmd
 
@@ -56,20 +56,28 @@ def stack(
     (`configure(ports)` adds some that need the stand-in's ports)."""
 
     async def start(
-        configure: Callable[[StandInPorts], dict[str, Any]] | None = None, **external: Any
+        configure: Callable[[StandInPorts], dict[str, Any]] | None = None,
+        *,
+        sections: dict[str, Any] | None = None,
+        **external: Any,
     ) -> Stack:
         standin = Restartable(nursery, tmp_path / "recordings")
         ports = await standin.start()
         if configure is not None:
             external.update(configure(ports))
         svc = await start_service(
-            mediamtx={
-                "api_url": ports.api_url,
-                "spawn": "never",
-                "rtsp_port": ports.rtsp,
-                "health_check_interval": 0.5,
-            },
-            external_discovery={"enabled": True, **external},
+            **merge(
+                {
+                    "mediamtx": {
+                        "api_url": ports.api_url,
+                        "spawn": "never",
+                        "rtsp_port": ports.rtsp,
+                        "health_check_interval": 0.5,
+                    },
+                    "external_discovery": {"enabled": True, **external},
+                },
+                sections or {},
+            ),
         )
         return Stack(svc, await connect(svc, "admin"), standin)
 
@@ -453,3 +461,35 @@ async def test_stream_methods_on_ext_devices(stack, upstream) -> None:
     assert stopped["status"] == "STOPPED" and stopped["stream_continues"] is False
     assert stopped["start_time"] == started["start_time"]
     assert (await s.app.mediamtx.config_path_get("ext_cam")).source_on_demand is True
+
+
+@needs_ffmpeg
+async def test_idle_stream_goes_back_on_demand(stack, upstream) -> None:
+    """A started ext_ stream without readers for idle_close_after is pulled on demand again."""
+    s = await stack(sections={"mediamtx": {"idle_close_after": 1}})
+    url = await upstream(s)
+    await s.client.call("add_external_stream", {"stream_url": url, "stream_name": "cam"})
+    await s.client.call("start_streaming", {"device": "ext_cam"})
+    assert s.app.external_live.streaming("ext_cam")
+    await until(lambda: not s.app.external_live.streaming("ext_cam"), timeout_s=15)
+    conf = await s.app.mediamtx.config_path_get("ext_cam")
+    assert conf.source_on_demand is True
+    status = await s.client.call("get_stream_status", {"device": "ext_cam"})
+    assert status["start_time"] is None
+
+
+async def test_recording_an_unreachable_stream_fails_cleanly(stack) -> None:
+    """No first segment within recording.start_timeout: -32050, the path back as it was."""
+    s = await stack(scan_timeout=1, sections={"recording": {"start_timeout": 1}})
+    with trio.socket.socket() as sock:  # a port nobody listens on
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"rtsp://127.0.0.1:{port}/gone"
+    await s.client.call("add_external_stream", {"stream_url": url, "stream_name": "gone"})
+    [stream] = (await s.client.call("get_external_streams"))["external_streams"]
+    assert stream["status"] == "ERROR" and stream["capabilities"] == {}
+    error = await s.client.error("start_recording", {"device": "ext_gone"})
+    assert (error["code"], error["data"]["reason"]) == (-32050, "mediamtx_error")
+    assert not s.app.recordings.is_recording("ext_gone")
+    conf = await s.app.mediamtx.config_path_get("ext_gone")
+    assert conf.record is False and conf.source_on_demand is True
