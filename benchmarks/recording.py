@@ -84,6 +84,7 @@ DROP_BOUND = 0.05  # at most this share of the nominal frames missing from a rec
 DURATION_TOL = 0.10  # a recording's files last its requested duration ± this share
 QUIET_S = 5.0  # at most this long to wait for other work on the machine to calm down
 SAMPLE_S = 1.0  # period of the process-tree samples
+BUSY_OTHER_PCT = 50.0  # other sessions' CPU (% of one core) above which a run is flagged
 TRACE_POLL_S = 0.003  # period of the phase polls during a latency sample
 STATUS = b'"method":"recording_status_update"'
 
@@ -103,8 +104,9 @@ class Latency(msgspec.Struct, kw_only=True):
     max_ms: float
     errors: int
     error_samples: list[str]
-    # When the stand-in's recorder started / the segment file appeared / the recorder
-    # exited, ms after the request (p50 over all samples; polled every TRACE_POLL_S).
+    # A call's consecutive phases (request → the stand-in's recorder started → the segment
+    # file appeared → reply; request → the recorder exited → reply): p50 over the samples of
+    # each gap, polled every TRACE_POLL_S (so they need not add up to the p50 above).
     phases_p50_ms: dict[str, float]
 
 
@@ -162,6 +164,10 @@ class LoadResult(msgspec.Struct, kw_only=True):
     statuses: dict[str, int]  # final recording_status_update status/reason → count
     files: list[FileCheck]
     capture_dropped: int  # the service's frames_dropped over the cameras
+    # Over the window, the lowest camera's rate of frames captured by its pump and of
+    # frames its publisher fed to the encoder (where frames are lost before the files).
+    captured_fps_min: float = math.nan
+    fed_fps_min: float = math.nan
     snapshots: Snapshots | None
     usage: TreeUsage | None
     wall_s: float
@@ -503,13 +509,18 @@ class _Series:
         self.errors: list[str] = []
         self.phases: dict[str, list[int]] = {}
 
-    def add(self, ns: int, err: str | None, marks: dict[str, int]) -> None:
+    def add(self, ns: int, err: str | None, marks: dict[str, int], order: Sequence[str]) -> None:
+        """One sample; `marks` (name → ns after the request) in `order` become gaps."""
         if err is not None:
             self.errors.append(err)
             return
         self.ns.append(ns)
-        for name, at in marks.items():
-            self.phases.setdefault(name, []).append(at)
+        if any(name not in marks for name in order):
+            return  # a phase too short for the poll to see
+        prev, prev_at = "request", 0
+        for name, at in [*((n, marks[n]) for n in order), ("reply", ns)]:
+            self.phases.setdefault(f"{prev} → {name}", []).append(at - prev_at)
+            prev, prev_at = name, at
 
 
 def _recorder_running(standin_pid: int, device: str) -> bool:
@@ -572,7 +583,7 @@ def latency_rep(tmp: Path, emu: Path, rep: int, args: argparse.Namespace) -> dic
             },
         )
         if keep:
-            out[f"start {temp}"].add(ns, err, marks)
+            out[f"start {temp}"].add(ns, err, marks, ("recorder started", "segment file"))
         if err is not None:
             return
         time.sleep(args.record_s)
@@ -585,7 +596,7 @@ def latency_rep(tmp: Path, emu: Path, rep: int, args: argparse.Namespace) -> dic
         if err is None and not (res.get("segments") and res.get("file_size")):
             err = f"stop_recording returned no segment: {res}"
         if keep:
-            out[f"stop {temp}"].add(ns, err, marks)
+            out[f"stop {temp}"].add(ns, err, marks, ("recorder exited",))
 
     cams = 1 + args.cold
     with rig(tmp, emu, f"latency-{rep}", cams, args.mode) as r:
@@ -613,7 +624,7 @@ def latency(tmp: Path, emu: Path, args: argparse.Namespace) -> list[Latency]:
         for op in ("start", "stop"):
             per = [r[f"{op} {cam}"] for r in reps]
             errors = [e for s in per for e in s.errors]
-            names = sorted({n for s in per for n in s.phases})
+            names = list(dict.fromkeys(n for s in per for n in s.phases))
             row = Latency(
                 op=f"{op}_recording",
                 camera=cam,
@@ -671,6 +682,7 @@ def load(
         # Until the first recording could end: every camera records for the whole window.
         window_end = t0 + hold_s - 1.0
         sampler = TreeSampler({"camsvc": r.server.pid, "stand-in": r.standin.pid})
+        counted = _counters(watch, list(started))
         sampler.start()
         snaps: list[int] = []
         snap_errors: list[str] = []
@@ -688,6 +700,7 @@ def load(
                 snap_errors.append(err)
             time.sleep(max(0.0, args.snapshot_interval - ns / 1e9))
         usage = sampler.stop()
+        rates = _rates(counted, _counters(watch, list(started)))
         # Each recording ends by itself `hold_s` after its start (camsvc's auto-stop).
         statuses: dict[str, int] = {}
         ended: set[str] = set()
@@ -734,6 +747,8 @@ def load(
         statuses=statuses,
         files=checks,
         capture_dropped=dropped,
+        captured_fps_min=min((c for c, _ in rates.values()), default=0.0),
+        fed_fps_min=min((f for _, f in rates.values()), default=0.0),
         snapshots=Snapshots(
             count=len(snaps),
             errors=len(snap_errors),
@@ -748,6 +763,28 @@ def load(
     return result
 
 
+def _counters(ws: WsSocket, devices: list[str]) -> dict[str, tuple[float, int, int]]:
+    """device → (clock, frames captured by the pump, frames fed to the encoder)."""
+    out = {}
+    for d in devices:
+        with contextlib.suppress(Exception):
+            cam = ws.call("get_camera_status", {"device": d})["metrics"]["frames_captured"]
+            fed = ws.call("get_stream_status", {"device": d})["metrics"]["frames_sent"]
+            out[d] = (time.monotonic(), int(cam), int(fed))
+    return out
+
+
+def _rates(
+    before: dict[str, tuple[float, int, int]], after: dict[str, tuple[float, int, int]]
+) -> dict[str, tuple[float, float]]:
+    """device → (captured fps, fed fps) between two `_counters` readings."""
+    out = {}
+    for d, (t0, c0, f0) in before.items():
+        if d in after and (dt_s := after[d][0] - t0) > 0:
+            out[d] = (round((after[d][1] - c0) / dt_s, 1), round((after[d][2] - f0) / dt_s, 1))
+    return out
+
+
 def _print_load(r: LoadResult) -> None:
     u, s = r.usage, r.snapshots
     print(
@@ -755,7 +792,8 @@ def _print_load(r: LoadResult) -> None:
         f"{r.started} in {r.all_started_s} s; ended {r.statuses}; files ok "
         f"{sum(c.ok for c in r.files)}/{len(r.files)} (missing frames max "
         f"{max((c.missing_pct for c in r.files), default=0)}%); capture dropped "
-        f"{r.capture_dropped}",
+        f"{r.capture_dropped}; lowest camera captured {r.captured_fps_min} fps, fed to the "
+        f"encoder {r.fed_fps_min} fps",
         flush=True,
     )
     if u:
@@ -999,6 +1037,9 @@ def _load_rows(runs: list[LoadResult]) -> list[list[str]]:
                 f"{sum(c.ok for c in x.files)}/{len(x.files)}",
                 f"{max((c.missing_pct for c in x.files), default=0):g}",
                 str(x.capture_dropped),
+                "-"
+                if math.isnan(x.captured_fps_min)
+                else f"{x.captured_fps_min:g} / {x.fed_fps_min:g}",
                 f"{u.cpu_pct}" if u else "-",
                 f"{u.rss_mb_peak} / {u.pss_mb_peak}" if u else "-",
                 f"{s.p50_ms} / {s.p99_ms}" if s else "-",
@@ -1017,6 +1058,7 @@ LOAD_HEADER = [
     "files valid",
     "max frames missing %",
     "capture dropped",
+    "captured / fed fps (lowest camera)",
     "tree CPU %",
     "tree RSS / PSS peak MiB",
     "snapshot p50 / p99 ms",
@@ -1037,6 +1079,15 @@ def render(r: Report) -> str:
         "ultrafast) publishing RTSP to the stand-in, whose ffmpeg writes the fMP4 segments. "
         "Latency is request sent → reply read by the client.",
     ]
+    loads = ([r.spec] if r.spec else []) + r.search
+    other = max((x.usage.other_cpu_pct for x in loads if x.usage), default=0.0)
+    if other > BUSY_OTHER_PCT:
+        parts += [
+            "",
+            f"**Busy machine**: other sessions used up to {other:g}% of one core while the "
+            "cameras recorded, so the loads competed for the CPUs; these figures are "
+            "pessimistic and must be re-run on a quiet machine.",
+        ]
     if r.quick:
         parts += [
             "",
@@ -1064,7 +1115,7 @@ def render(r: Report) -> str:
                     "p95 ms",
                     "max ms",
                     "errors",
-                    "phases after the request, p50 ms",
+                    "phases, p50 ms of each gap",
                 ],
                 [
                     [
@@ -1086,13 +1137,13 @@ def render(r: Report) -> str:
             "0.2-0.5 s pause between cycles. *cold*: the first use of a camera since the "
             "service started (no pump, no encoder), one camera per sample. A fresh service per "
             "repetition; medians of the per-repetition p50/p95, max over all samples. "
-            "*Phases*: when the stand-in's recorder (an ffmpeg reading the path over RTSP) "
-            "appeared, when the first segment file appeared, when the recorder exited, polled "
-            f"every {TRACE_POLL_S * 1000:g} ms during the call; the rest of a start is camsvc "
-            "noticing the file (50 ms poll) and replying, the rest of a stop its wait for the "
-            "segment to be closed.",
+            "*Phases*: the gaps between the request, the stand-in's recorder (an ffmpeg "
+            "reading the path over RTSP) appearing, the first segment file appearing, the "
+            f"recorder exiting and the reply, polled every {TRACE_POLL_S * 1000:g} ms during "
+            "the call; p50 of each gap over the samples. The last gap of a start is camsvc "
+            "noticing the file (50 ms poll) and replying; that of a stop, camsvc making sure "
+            "the segment is closed.",
         ]
-    loads = ([r.spec] if r.spec else []) + r.search
     if loads:
         parts += [
             "",
@@ -1108,8 +1159,12 @@ def render(r: Report) -> str:
             f"± {DURATION_TOL:.0%} and miss at most {DROP_BOUND:.0%} of the nominal frames "
             "(packets counted by ffprobe against the mode's rate times the files' duration). "
             "*capture dropped*: the service's own `frames_dropped` summed over the cameras "
-            "(frames the pump lost; the encoder takes the newest frame, so some loss there "
-            "need not reach the files). *tree*: camsvc, its encoders, the stand-in and its "
+            "(frames the device delivered that the pump lost). *captured / fed fps*: over "
+            "the window, the lowest camera's rate of frames its pump captured (`get_camera_status` "
+            "`frames_captured`) and of frames its publisher wrote to the encoder "
+            "(`get_stream_status` `frames_sent`); the publisher writes only the newest frame "
+            "when the encoder can take one, so a gap between the two is frames skipped "
+            "between the pump and the encoder. *tree*: camsvc, its encoders, the stand-in and its "
             "recorders, sampled with psutil every second while every camera recorded; CPU in "
             "% of one core; RSS summed over the processes (shared libraries counted in each) "
             "and PSS (shared pages split between them).",
@@ -1312,23 +1367,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _phase_notes(rows: list[Latency]) -> list[str]:
-    """Where a start went, from the phase polls: camsvc before the recorder, the recorder."""
+    """Where a start went, from the phase gaps: camsvc, the stand-in's recorder, camsvc."""
     out = []
     for row in rows:
-        ph = row.phases_p50_ms
-        if row.op != "start_recording" or "segment file" not in ph or "recorder started" not in ph:
+        gaps = list(row.phases_p50_ms.values())
+        if row.op != "start_recording" or len(gaps) != 3:
             continue
-        spawn, file = ph["recorder started"], ph["segment file"]
         before = "the path patch" + (", the pump and encoder start" if row.camera == "cold" else "")
         out.append(
             f"start_recording on a {row.camera} camera, p50 {row.p50_ms} ms: the stand-in's "
-            f"recorder (an ffmpeg reading the path over RTSP) ran {spawn:.0f} ms after the "
-            f"request (camsvc's checks, {before}), the segment file appeared "
-            f"{file - spawn:.0f} ms later (ffmpeg start-up, RTSP set-up, the next key frame, its "
-            f"probe), and camsvc replied about {row.p50_ms - file:.0f} ms after that (p50s of "
-            "each phase). The middle part is the stand-in's own: "
-            "MediaMTX records in-process, so against MediaMTX this figure would differ; it "
-            "is not installed on this machine."
+            f"recorder (an ffmpeg reading the path over RTSP) ran {gaps[0]:.0f} ms after the "
+            f"request (camsvc's checks, {before}), the segment file appeared {gaps[1]:.0f} ms "
+            "after that (ffmpeg start-up, RTSP set-up, the next key frame, its probe), and "
+            f"camsvc replied {gaps[2]:.0f} ms after the file (p50 of each gap). The middle "
+            "part is the stand-in's own: MediaMTX records in-process, so with MediaMTX this "
+            "figure would differ; it is not installed on this machine."
         )
     return out
 
