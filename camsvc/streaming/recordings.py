@@ -404,13 +404,24 @@ class RecordingService:
         """
         ended: list[RecordingStopped] = []
 
+        def running(device: str, rec: _Active) -> bool:
+            return rec.started and not rec.ending and self._active.get(device) is rec
+
         async def end(device: str, rec: _Active) -> None:
-            if rec.started and not rec.ending and self._active.get(device) is rec:
-                try:
-                    stopped = await self._finish(device, reason, error=True, switch_off=switch_off)
-                    ended.append(stopped)
-                except (CamsvcError, OSError) as exc:
-                    log.warning("recording_end_failed", device=device, error=str(exc))
+            if not running(device, rec):
+                return
+            # A MediaMTX that is gone ended the recording with its last write, not now.
+            last = None if switch_off else await trio.to_thread.run_sync(self._last_write, rec)
+            if not running(device, rec):
+                return
+            try:
+                stopped = await self._finish(
+                    device, reason, error=True, switch_off=switch_off, end=last
+                )
+            except (CamsvcError, OSError) as exc:
+                log.warning("recording_end_failed", device=device, error=str(exc))
+            else:
+                ended.append(stopped)
 
         async with trio.open_nursery() as nursery:
             for device, rec in list(self._active.items()):
@@ -424,12 +435,20 @@ class RecordingService:
             await self._finish(device, "stream_removed", error=False, switch_off=True)
 
     async def _finish(
-        self, device: str, reason: Reason, *, error: bool, switch_off: bool
+        self,
+        device: str,
+        reason: Reason,
+        *,
+        error: bool,
+        switch_off: bool,
+        end: float | None = None,
     ) -> RecordingStopped:
-        """End a recording: record off, wait for the last segment, catalogue, announce."""
+        """End a recording: record off, wait for the last segment, catalogue, announce.
+
+        `end` is when it ended if that was earlier than now."""
         rec = self._active[device]
         rec.ending = True
-        end = self._clock()
+        end = self._clock() if end is None else end
         # Before the patch: a reconcile running meanwhile must not switch record back on.
         self.paths.set_record(device, False)
         if switch_off:
@@ -575,6 +594,16 @@ class RecordingService:
             elif trio.current_time() - stable_since >= CLOSED_STABLE_S:
                 return
             await trio.sleep(POLL_S)
+
+    def _last_write(self, rec: _Active) -> float | None:
+        """When a segment of the recording was last written (None without a segment)."""
+        times = []
+        for p in self._segments(rec):
+            try:
+                times.append(p.stat().st_mtime)
+            except FileNotFoundError:
+                continue
+        return max(times, default=None)
 
     def _sizes(self, rec: _Active) -> dict[str, int]:
         out: dict[str, int] = {}

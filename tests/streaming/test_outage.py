@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import trio
 
+from camsvc.timefmt import parse_timestamp
 from tests.fixtures.service import RpcClient, Service, until
 from tests.streaming.live import Inbox, Restartable, ffprobe, recording_update, start_live, topic
 
@@ -57,10 +59,13 @@ async def test_outage_mid_recording_and_recovery(outage_service) -> None:
             await trio.sleep(0.05)
 
     await standin.stop()
+    stopped_at = time.time()
     error = await inbox.expect(recording_update("ERROR"))
     assert error["params"]["reason"] == "mediamtx_error"
     assert error["params"]["filename"] == started["filename"]
-    assert error["params"]["duration"] > 0
+    # Recorded until MediaMTX's last write, not until the outage was noticed.
+    recorded = stopped_at - parse_timestamp(started["start_time"])
+    assert 0 < error["params"]["duration"] <= recorded + 0.05
     await inbox.expect(topic("mediamtx.stream_stopped", device="camera0"))
     assert not svc.app.recordings.is_recording("camera0")
     # The segment written before the outage stays, catalogued, and plays.
