@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -541,7 +542,7 @@ class RecordingService:
         except FileNotFoundError:
             return  # removed meanwhile (MediaMTX drops empty segments)
         start = segment_start(file.name) or st.st_mtime
-        self.catalog.add(
+        self._add_to_catalogue(
             FileRecord(
                 "recording",
                 file.name,
@@ -614,6 +615,17 @@ class RecordingService:
                 continue
         return out
 
+    def _add_to_catalogue(self, record: FileRecord) -> bool:
+        """Add or update a segment's row; False when the catalogue refused the write."""
+        try:
+            self.catalog.add(record)
+        except sqlite3.Error as exc:
+            # Locked by another connection or damaged: the segment is safe on disk, and the
+            # library's watch catalogues it once the catalogue takes writes again.
+            log.warning("segment_not_catalogued", filename=record.filename, error=str(exc))
+            return False
+        return True
+
     def _catalogue_open(self, rec: _Active) -> None:
         """Catalogue segments being written (size so far, duration unknown) not yet listed."""
         for p in self._segments(rec):
@@ -624,10 +636,10 @@ class RecordingService:
             except FileNotFoundError:
                 continue
             start = segment_start(p.name) or st.st_mtime
-            self.catalog.add(
+            if self._add_to_catalogue(
                 FileRecord("recording", p.name, rec.device, st.st_size, st.st_mtime, start)
-            )
-            rec.catalogued.add(p.name)
+            ):
+                rec.catalogued.add(p.name)
 
     def _catalogue(self, rec: _Active, segments: list[Path], end: float) -> RecordingStopped:
         """Add the segments to the catalogue (with durations) and build the stop result."""
@@ -641,7 +653,7 @@ class RecordingService:
             total += st.st_size
             seg_end = starts[i + 1] if i + 1 < len(segments) else end
             reported = rec.completed.get(p.name)  # MediaMTX's own figure, when it gave one
-            self.catalog.add(
+            self._add_to_catalogue(
                 FileRecord(
                     "recording",
                     p.name,

@@ -101,6 +101,35 @@ def _garble(db: Path) -> None:
                 f.write(os.urandom(max(part.stat().st_size, 4096)))
 
 
+async def lock_catalogue(svc: Any) -> trio.Process:
+    """Another process holding the catalogue's write lock until `unlock_catalogue`."""
+    holder = await trio.lowlevel.open_process(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "db.execute('COMMIT')\n",
+            svc.app.config.storage.db_path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    with trio.fail_after(10):
+        assert (await holder.stdout.receive_some(16)).startswith(b"locked")
+    return holder
+
+
+async def unlock_catalogue(holder: trio.Process) -> None:
+    """Let the holder commit and exit."""
+    await holder.stdin.send_all(b"go\n")
+    with trio.fail_after(10):
+        await holder.wait()
+
+
 class TestCatalogue:
     """SQLite locked by another connection, or damaged: the files stay the truth."""
 
@@ -111,24 +140,8 @@ class TestCatalogue:
         svc = await start_cameras_service()
         client = await connect(svc, "operator")
         first = (await client.call("take_snapshot", {"device": "camera0"}))["filename"]
-        holder = await trio.lowlevel.open_process(
-            [
-                sys.executable,
-                "-c",
-                "import sqlite3, sys\n"
-                "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-                "db.execute('BEGIN EXCLUSIVE')\n"
-                "print('locked', flush=True)\n"
-                "sys.stdin.readline()\n"
-                "db.execute('COMMIT')\n",
-                svc.app.config.storage.db_path,
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        holder = await lock_catalogue(svc)
         try:
-            with trio.fail_after(10):
-                assert (await holder.stdout.receive_some(16)).startswith(b"locked")
             assert await listed(client, "list_snapshots") == {first}
             # The catalogue write waits out busy_timeout (5 s), then the snapshot is answered
             # from the file alone: read the reply with a bound above that.
@@ -143,12 +156,39 @@ class TestCatalogue:
             assert reply["result"]["filename"] == "during-lock.jpg", reply
             assert svc.app.catalog.get("snapshot", "during-lock.jpg") is None
         finally:
-            await holder.stdin.send_all(b"go\n")
-            with trio.fail_after(10):
-                await holder.wait()
+            await unlock_catalogue(holder)
         await until(lambda: svc.app.catalog.get("snapshot", "during-lock.jpg") is not None, 20)
         assert await listed(client, "list_snapshots") == {first, "during-lock.jpg"}
         assert (await client.call("take_snapshot", {"device": "camera0"}))["status"] == "SUCCESS"
+
+    @needs_ffmpeg
+    async def test_locked_while_a_recording_ends(self, live):
+        """A recording ending (unplug) while the catalogue is locked: it still ends with
+        ERROR camera_disconnected, the service keeps serving, and the segments are catalogued
+        once the lock is gone."""
+        svc, client, standin = await live()
+        started = await client.call("start_recording", {"device": "camera0"})
+        folder = Path(svc.app.config.recording.path) / "camera0"
+        await until(lambda: (folder / started["filename"]).stat().st_size > 0, 10)
+        holder = await lock_catalogue(svc)
+        try:
+            standin.camera.unplug()
+            with trio.fail_after(20):
+                while True:
+                    msg = json.loads(await client.ws.get_message())
+                    update = msg.get("method") == "recording_status_update"
+                    if update and msg["params"]["status"] != "STARTED":
+                        break
+            assert (msg["params"]["status"], msg["params"]["reason"]) == (
+                "ERROR",
+                "camera_disconnected",
+            )
+        finally:
+            await unlock_catalogue(holder)
+        assert (await client.call("ping")) == "pong"
+        segments = visible(folder)
+        await until(lambda: all(svc.app.catalog.get("recording", n) for n in segments), 20)
+        assert await listed(client, "list_recordings") == segments
 
     async def test_damaged_while_stopped_is_rebuilt_at_start(
         self, start_service, connect, make_config, tmp_path
@@ -194,6 +234,48 @@ class TestCatalogue:
         await until(lambda: svc.app.library.rebuilds == 1)
         await until(lambda: svc.app.catalog.get("snapshot", "after.jpg") is not None)
         assert await listed(client, "list_snapshots") == names | {"after.jpg"}
+
+    async def test_query_finding_damage_rebuilds(self, start_service, connect):
+        """A query of the service's own connection that meets the damage (its `on_corrupt`
+        callback) has the library set the file aside and rebuild from the files."""
+        svc = await start_service()
+        client = await connect(svc, "viewer")
+        snapshots = Path(svc.app.config.snapshots.path)
+        _put(snapshots, "camera0", "a.jpg")
+        await until(lambda: svc.app.catalog.get("snapshot", "a.jpg") is not None)
+        _garble(Path(svc.app.config.storage.db_path))
+        svc.app.catalog.on_corrupt()  # as a query raising SQLITE_CORRUPT does
+        await until(lambda: svc.app.library.rebuilds == 1)
+        await until(lambda: svc.app.catalog.get("snapshot", "a.jpg") is not None)
+        assert await listed(client, "list_snapshots") == {"a.jpg"}
+
+    def test_catalog_reports_damage_and_repairs(self, tmp_path):
+        """Catalog: a query meeting a damaged page calls on_corrupt and re-raises; repair()
+        leaves a sound file alone and sets a damaged one aside for an empty catalogue."""
+        import sqlite3
+
+        from camsvc.media.catalog import Catalog, FileRecord, is_corrupt
+
+        db = tmp_path / "c.db"
+        catalog = Catalog(db)
+        for i in range(2000):
+            catalog.add(FileRecord("snapshot", f"s{i}.jpg", "camera0", i, float(i), float(i)))
+        assert catalog.repair() is None  # sound: nothing moved
+        catalog.close()  # checkpointed: the rows are in the file itself
+        with db.open("r+b") as f:
+            f.seek(4096)  # keep the header page, damage the rest
+            f.write(os.urandom(db.stat().st_size - 4096))
+        catalog = Catalog(db)
+        seen: list[int] = []
+        catalog.on_corrupt = lambda: seen.append(1)
+        with pytest.raises(sqlite3.DatabaseError) as raised:
+            catalog.page("snapshot", 5000, 0)
+        assert is_corrupt(raised.value) and seen == [1]
+        aside = catalog.repair()
+        assert aside is not None and aside.exists()
+        assert catalog.page("snapshot", 10, 0) == ([], 0)
+        catalog.add(FileRecord("snapshot", "new.jpg", "camera0", 1, 1.0, 1.0))
+        assert catalog.get("snapshot", "new.jpg") is not None
 
 
 # -- the disk full ------------------------------------------------------------------------
