@@ -9,6 +9,7 @@ never deleted. Every deletion is logged and counted.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -140,6 +141,10 @@ class Retention:
                 with trio.move_on_after(self.interval_s):
                     await self._changed.wait()
                     continue  # the policy changed: re-read it before running
-                self.cleanup(reason="scheduled")
+                try:
+                    self.cleanup(reason="scheduled")
+                except sqlite3.Error as exc:
+                    # Locked or damaged: the library repairs it; the next run tries again.
+                    log.warning("retention_failed", error=str(exc))
             else:
                 await self._changed.wait()
