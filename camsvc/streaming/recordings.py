@@ -405,19 +405,12 @@ class RecordingService:
         """
         ended: list[RecordingStopped] = []
 
-        def running(device: str, rec: _Active) -> bool:
-            return rec.started and not rec.ending and self._active.get(device) is rec
-
         async def end(device: str, rec: _Active) -> None:
-            if not running(device, rec):
-                return
-            # A MediaMTX that is gone ended the recording with its last write, not now.
-            last = None if switch_off else await trio.to_thread.run_sync(self._last_write, rec)
-            if not running(device, rec):
+            if not (rec.started and not rec.ending and self._active.get(device) is rec):
                 return
             try:
                 stopped = await self._finish(
-                    device, reason, error=True, switch_off=switch_off, end=last
+                    device, reason, error=True, switch_off=switch_off, at_last_write=True
                 )
             except (CamsvcError, OSError) as exc:
                 log.warning("recording_end_failed", device=device, error=str(exc))
@@ -442,14 +435,16 @@ class RecordingService:
         *,
         error: bool,
         switch_off: bool,
-        end: float | None = None,
+        at_last_write: bool = False,
     ) -> RecordingStopped:
         """End a recording: record off, wait for the last segment, catalogue, announce.
 
-        `end` is when it ended if that was earlier than now."""
+        `at_last_write`: MediaMTX stopped writing before camsvc noticed (it went away), so
+        the recording ended with the last write into a segment if that is earlier than now.
+        """
         rec = self._active[device]
         rec.ending = True
-        end = self._clock() if end is None else end
+        end = self._clock()
         # Before the patch: a reconcile running meanwhile must not switch record back on.
         self.paths.set_record(device, False)
         if switch_off:
@@ -467,6 +462,8 @@ class RecordingService:
         # MediaMTX reports the last segment only if it is there to switch recording off,
         # and the report cannot arrive at shutdown (the control socket closes too).
         await self._wait_closed(rec, reported=switch_off and reason != "shutdown")
+        if at_last_write:
+            end = min(end, await trio.to_thread.run_sync(self._last_write, rec) or end)
         self.publishers.release(device, "recording")
         del self._active[device]
         self.cameras.version += 1
