@@ -20,11 +20,13 @@ fuzz-rpc: install
 # Other fragments may add their own prerequisites to test-long; none gives it a recipe.
 test-long: test-long-churn test-long-soak
 
+# -o timeout=0: these run for many minutes on purpose (pyproject's per-test bound is 300 s).
 test-long-churn: install
-	CAMSVC_LONG=1 $(PYTEST) -q -m long tests/reliability
+	CAMSVC_LONG=1 $(PYTEST) -q -o timeout=0 -m long tests/reliability
 
 # -s: the soak prints its figures (requests, codes, faults, memory) at the end.
 test-long-soak: install
-	CAMSVC_SOAK_SECONDS=$(SOAK_SECONDS) $(PYTEST) -q -s -p no:logging tests/reliability/test_soak.py
+	CAMSVC_SOAK_SECONDS=$(SOAK_SECONDS) $(PYTEST) -q -s -o timeout=0 -p no:logging \
+		tests/reliability/test_soak.py
 
 TEST_SUITES += fuzz-rpc

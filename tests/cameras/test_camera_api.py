@@ -269,10 +269,11 @@ class TestRestartedStream:
         sup = svc.app.cameras.get("camera0").supervisor
         async with sup.use():
             await _until(lambda: sup.running)
-            cam.tick(200)  # a first stream well past sequence 0
-            frame = await sup.wait_frame()
-            while frame.sequence < 150:
-                frame = await sup.wait_frame(frame.sequence)
+            with trio.fail_after(10):
+                frame = None
+                while frame is None or frame.sequence < 150:  # a first stream well past 0
+                    cam.tick(50)
+                    frame = await sup.wait_frame(frame.sequence if frame else -1)
         await _until(lambda: not sup.running)  # the keep-alive ran out: the pump stopped
         await client.send(
             {"jsonrpc": "2.0", "method": "take_snapshot", "params": {"device": "camera0"}, "id": 7}
