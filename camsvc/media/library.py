@@ -244,6 +244,13 @@ class MediaLibrary:
             self._watch_tree(inotify, watched)
             await self._catch_up()
             self.ready.set()
+            # Requests are served before this (from the catalogue as it was); after it the
+            # catalogue matches the disk.
+            log.info(
+                "catalog_ready",
+                snapshots=self.catalog.page("snapshot", 1, 0)[1],
+                recordings=self.catalog.page("recording", 1, 0)[1],
+            )
             task_status.started()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._repair_when_damaged)

@@ -50,6 +50,7 @@ class ServiceProcess:
         self.logs: list[dict[str, Any]] = []
         self.starts = 0
         self._listening = trio.Event()
+        self._catalog_ready = trio.Event()
         self._exited = trio.Event()
 
     @property
@@ -74,6 +75,7 @@ class ServiceProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAMERA_SERVICE_")}
         env["CAMSVC_CONFIG"] = str(path)
         self._listening = trio.Event()
+        self._catalog_ready = trio.Event()
         self._exited = trio.Event()
         self.proc = await trio.lowlevel.open_process(
             [sys.executable, "-m", "camsvc", "serve"],
@@ -88,6 +90,11 @@ class ServiceProcess:
             await self._listening.wait()
         if self.proc.returncode is not None:
             raise RuntimeError(f"camsvc exited early ({self.proc.returncode}): {self.tail()}")
+
+    async def catalog_ready(self, timeout_s: float = 30) -> None:
+        """Until the child logged `catalog_ready` (its first reconcile with the disk is done)."""
+        with trio.fail_after(timeout_s):
+            await self._catalog_ready.wait()
 
     async def _read_logs(self, proc: trio.Process) -> None:
         """Keep the child's JSON log lines (and never let its stderr pipe fill up)."""
@@ -109,6 +116,8 @@ class ServiceProcess:
                     if event.get("event") == "listening":
                         self.port = int(event["port"])
                         self._listening.set()
+                    elif event.get("event") == "catalog_ready":
+                        self._catalog_ready.set()
         finally:
             await proc.wait()
             self._listening.set()  # an early exit must not leave start() waiting
