@@ -392,6 +392,8 @@ class App:
                     await self.connections.wait_empty()
                 handlers.cancel_scope.cancel()
             root.cancel_scope.cancel()
+        # Every task that used the catalogue has ended with the root nursery.
+        self.catalog.close()
         log.info("shutdown_complete")
 
     async def _run_mediamtx(self) -> None:
