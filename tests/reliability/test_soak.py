@@ -167,6 +167,7 @@ async def test_soak(nursery, cams, emu_dir: Path, tmp_path: Path) -> None:
         f"({growth:+.2%}), max {max(r for _, r in soak.rss) / 2**20:.1f} MiB; "
         f"crashes {len(crashes)}"
     )
+    print("RSS MiB by time:", " ".join(f"{t:.0f}s={r / 2**20:.1f}" for t, r in soak.rss[::2]))
     assert unanswered == 0
     assert not closed, Counter(closed)
     assert not crashes, crashes[:3]
