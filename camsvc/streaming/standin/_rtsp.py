@@ -9,6 +9,7 @@ Owns: the RTSP wire format and one connection's sessions. Must not touch: path s
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import uuid
 from typing import TYPE_CHECKING, Final
@@ -20,7 +21,14 @@ import trio
 if TYPE_CHECKING:
     from camsvc.streaming.standin._server import PathState, StandIn
 
-__all__ = ["RECORDER_USER_AGENT", "Reader", "RtspConnection", "Track", "parse_sdp"]
+__all__ = [
+    "RECORDER_USER_AGENT",
+    "Reader",
+    "RecorderTap",
+    "RtspConnection",
+    "Track",
+    "parse_sdp",
+]
 
 log = structlog.get_logger("camsvc.standin.rtsp")
 
@@ -28,6 +36,9 @@ MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_BODY_BYTES: Final = 1024 * 1024
 # Packets queued per reader before the oldest new ones are dropped.
 READER_QUEUE: Final = 1024
+# Packets a recorder tap holds for its ffmpeg (seconds of a camera's video; ffmpeg takes
+# a fraction of one to connect).
+TAP_PACKETS: Final = 4096
 # The stand-in's own recorder reads with this agent; it is not listed as a reader.
 RECORDER_USER_AGENT: Final = "mediamtx-standin-recorder"
 SERVER: Final = "mediamtx-standin"
@@ -128,6 +139,53 @@ def is_keyframe_start(codec: str, rtp: bytes) -> bool:
     return True
 
 
+def waits_for_key_frame(tracks: list[Track]) -> bool:
+    """Whether a new reader of `tracks` starts at a key frame (H.264/H.265 present)."""
+    return any(t.codec in ("H264", "H265") for t in tracks)
+
+
+def starts_reading(tracks: list[Track], track: int, rtcp: bool, packet: bytes) -> bool:
+    """Whether a reader waiting for a key frame starts with this packet."""
+    codec = tracks[track].codec
+    return not rtcp and codec in ("H264", "H265") and is_keyframe_start(codec, packet)
+
+
+class RecorderTap:
+    """What the recorder receives from the first key frame after it was armed: packets held
+    until its ffmpeg's RTSP session plays and takes them (`Reader.take`).
+
+    Armed when `record` turns on, so a segment starts at the first key frame after that
+    moment however long ffmpeg takes to start and connect, as with MediaMTX's in-process
+    recorder (and a key frame the publisher forces at that moment is not missed).
+    """
+
+    def __init__(self, tracks: list[Track]) -> None:
+        self.tracks = tracks
+        self.started = not waits_for_key_frame(tracks)
+        self.packets: list[tuple[int, bool, bytes]] = []
+        self.dropped = 0
+        self.first_sample_at: dt.datetime | None = None
+        self.first_sample = trio.Event()
+
+    def offer(self, track: int, rtcp: bool, packet: bytes) -> None:
+        """Hold a publisher packet (from the first key frame on; bounded)."""
+        if not self.started:
+            if not starts_reading(self.tracks, track, rtcp, packet):
+                return
+            self.started = True
+        self.note_first_sample()
+        if len(self.packets) < TAP_PACKETS:
+            self.packets.append((track, rtcp, packet))
+        else:
+            self.dropped += 1
+
+    def note_first_sample(self) -> None:
+        """The segment's first sample arrived now (later calls change nothing)."""
+        if self.first_sample_at is None:
+            self.first_sample_at = dt.datetime.now().astimezone()
+            self.first_sample.set()
+
+
 class Reader:
     """A reading session: its channel per track and a bounded queue of packets to send."""
 
@@ -137,18 +195,26 @@ class Reader:
         self.path = path
         self.channels = channels
         self.hidden = RECORDER_USER_AGENT in conn.user_agent
-        self.started = not any(t.codec in ("H264", "H265") for t in path.tracks)
-        self.send, self.receive = trio.open_memory_channel[bytes](READER_QUEUE)
+        self.started = not waits_for_key_frame(path.tracks)
+        # The recorder's session also takes what its tap held.
+        queue = READER_QUEUE + (TAP_PACKETS if self.hidden else 0)
+        self.send, self.receive = trio.open_memory_channel[bytes](queue)
         self.dropped = 0
         self.bytes_sent = 0
+
+    def take(self, tap: RecorderTap) -> None:
+        """Start with what `tap` held (the recorder's session plays)."""
+        self.started = self.started or tap.started
+        for track, rtcp, packet in tap.packets:
+            self.offer(track, rtcp, packet)
+        tap.packets.clear()
 
     def offer(self, track: int, rtcp: bool, packet: bytes) -> None:
         """Queue a publisher packet for this reader (dropped when the queue is full)."""
         if track not in self.channels:
             return
         if not self.started:
-            codec = self.path.tracks[track].codec
-            if rtcp or codec not in ("H264", "H265") or not is_keyframe_start(codec, packet):
+            if not starts_reading(self.path.tracks, track, rtcp, packet):
                 return
             self.started = True
         if self.hidden:

@@ -44,6 +44,7 @@ from camsvc.streaming.standin._hooks import STOP_GRACE_S, HookCmd
 from camsvc.streaming.standin._rtsp import (
     RECORDER_USER_AGENT,
     Reader,
+    RecorderTap,
     RtspConnection,
     RtspError,
     Track,
@@ -135,10 +136,11 @@ class PathState:
         self.demand_waiters = 0
         # runOnDemand's and runOnUnDemand's MTX_QUERY: the first reader's, as url.QueryEscape.
         self._demand_query = ""
-        self._first_sample: trio.Event | None = None
+        # Packets held for the recorder's next ffmpeg; the tap of the segment being written.
+        self._tap: RecorderTap | None = None
+        self._segment_tap: RecorderTap | None = None
         self.recorder_stopped = trio.Event()
         self.recorder_stopped.set()
-        self.first_sample_at: dt.datetime | None = None
 
     # --- state ---
 
@@ -195,6 +197,8 @@ class PathState:
     def on_packet(self, track: int, rtcp: bool, packet: bytes) -> None:
         """Relay one publisher packet to every reader."""
         self.bytes_received += len(packet)
+        if self._tap is not None:
+            self._tap.offer(track, rtcp, packet)
         for reader in self.readers.values():
             reader.offer(track, rtcp, packet)
 
@@ -399,8 +403,12 @@ class PathState:
     def add_reader(self, reader: Reader) -> None:
         """A reader started playing."""
         self.readers[reader.id] = reader
-        if reader.hidden and reader.started:
-            self.recorder_first_sample()  # no key frame to wait for (not H.264/H.265)
+        if reader.hidden:
+            tap, self._tap = self._tap, None
+            if tap is not None:
+                reader.take(tap)
+            elif reader.started:
+                self.recorder_first_sample()  # no key frame to wait for (not H.264/H.265)
         if not reader.hidden:
             self._cancel_close_timer()
             env = {"MTX_READER_TYPE": "rtspSession", "MTX_READER_ID": reader.id}
@@ -459,14 +467,20 @@ class PathState:
     def _start_recorder(self) -> None:
         if self._recorder is not None:
             return
+        self._arm_tap()  # now, not when the recorder's task gets to run
         scope = trio.CancelScope()
         self._recorder = scope
         self.server.nursery.start_soon(self._record, scope)
 
     def _stop_recorder(self) -> None:
+        self._tap = None
         if self._recorder is not None:
             self._recorder.cancel()
             self._recorder = None
+
+    def _arm_tap(self) -> RecorderTap:
+        self._tap = RecorderTap(self.tracks)
+        return self._tap
 
     async def _record(self, scope: trio.CancelScope) -> None:
         self.recorder_stopped = trio.Event()
@@ -478,17 +492,18 @@ class PathState:
             self.recorder_stopped.set()
 
     def recorder_first_sample(self) -> None:
-        """The recorder's reader got its first sample: the segment starts now."""
-        if self._first_sample is not None and self.first_sample_at is None:
-            self.first_sample_at = dt.datetime.now().astimezone()
-            self._first_sample.set()
+        """The recorder's reader got its first sample: the segment starts now (unless its
+        tap saw one earlier)."""
+        if self._segment_tap is not None:
+            self._segment_tap.note_first_sample()
 
     async def _record_segment(self) -> None:
         """Record one segment: ffmpeg reads the path over RTSP and writes fMP4 (or MPEG-TS).
 
-        ffmpeg writes to a hidden temporary file; once the first sample has reached it,
-        the file is renamed to the MediaMTX name of that sample's time, so the listed start
-        is the first sample's, as in MediaMTX.
+        The segment starts at its tap's first sample (the first key frame after the tap was
+        armed), whose packets ffmpeg's session takes over when it plays. ffmpeg writes to a
+        hidden temporary file, created once it has read that first packet; the file is then
+        renamed to the MediaMTX name of the first sample's time, as in MediaMTX.
         """
         conf = self.conf
         fmt = _absolute(record_path_format(conf, self.name))
@@ -513,10 +528,12 @@ class PathState:
             "tcp",
             "-user_agent",
             RECORDER_USER_AGENT,
+            # Codec parameters are in the SDP and the first (key frame) packet: probing
+            # more only delays the file (0 would mean ffmpeg's default of 5 s).
             "-probesize",
-            "32768",
+            "32",
             "-analyzeduration",
-            "0",
+            "1",
             "-i",
             url,
             "-map",
@@ -529,8 +546,8 @@ class PathState:
             "-y",
             str(tmp),
         ]
-        self._first_sample = trio.Event()
-        self.first_sample_at = None
+        tap = self._tap or self._arm_tap()
+        self._segment_tap = tap
         proc = await trio.lowlevel.open_process(
             argv, start_new_session=True, stdin=subprocess.DEVNULL
         )
@@ -544,12 +561,12 @@ class PathState:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(wait_exit)
-                await self._first_sample.wait()
-                assert self.first_sample_at is not None
-                file = FsPath(encode_segment_path(fmt, self.first_sample_at))
+                await tap.first_sample.wait()
+                assert tap.first_sample_at is not None
+                file = FsPath(encode_segment_path(fmt, tap.first_sample_at))
                 # ffmpeg creates its output after probing; nothing signals it but the file.
                 while not await trio.to_thread.run_sync(tmp.exists):  # noqa: ASYNC110
-                    await trio.sleep(0.02)
+                    await trio.sleep(0.005)
                 await trio.to_thread.run_sync(_move, tmp, file)
                 log.info("segment_started", path=self.name, file=str(file), pid=proc.pid)
                 self.fire_hook(conf["runOnRecordSegmentCreate"], MTX_SEGMENT_PATH=str(file))
@@ -571,7 +588,9 @@ class PathState:
                     if proc.returncode is None:
                         os.killpg(proc.pid, signal.SIGKILL)
                         await proc.wait()
-                self._first_sample = None
+                self._segment_tap = None
+                if self._tap is tap:
+                    self._tap = None  # ffmpeg never played: the next one starts afresh
                 duration = time.monotonic() - began
                 tmp.unlink(missing_ok=True)
                 if file is not None and _keep_segment(file):
