@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import signal
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,7 +48,7 @@ from camsvc.server.routes import add_dashboard_routes, add_health_routes, add_me
 from camsvc.server.websocket import ConnectionTable
 from camsvc.streaming.external import ExternalStreams
 from camsvc.streaming.external_live import ExternalLive
-from camsvc.streaming.hook_protocol import default_socket_path
+from camsvc.streaming.hook_protocol import default_socket_path, hook_program
 from camsvc.streaming.hooks import HookServer
 from camsvc.streaming.mediamtx import MediaMTXClient, PathCache
 from camsvc.streaming.paths import PathHooks, PathManager
@@ -256,12 +255,12 @@ class App:
         return mtx.control_socket or default_socket_path(self.config.storage.db_path)
 
     def _path_hooks(self) -> PathHooks | None:
-        """The hook commands of camera paths: this interpreter runs `-m camsvc hook`."""
+        """The hook commands of camera paths: this interpreter runs hook_client.py."""
         mtx = self.config.mediamtx
         if not mtx.hooks:
             return None
         return PathHooks(
-            program=(sys.executable, "-m", "camsvc"),
+            program=hook_program(),
             socket=self._control_socket(),
             on_demand_close_after=float(mtx.on_demand_close_after),
         )

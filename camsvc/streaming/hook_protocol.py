@@ -2,7 +2,9 @@
 
 Owns: the wire messages of camsvc's control socket (one msgspec-JSON object per line:
 a request, then one reply), the socket's default location, the command lines camsvc writes
-into MediaMTX's path configuration, and the hook commands themselves:
+into MediaMTX's path configuration, and the `camsvc hook` command line. The commands
+themselves are hook_client.py's (standard library only), which the path configuration
+runs directly (`hook_program`) so they start fast:
 
 - `hook on-demand [PATH]` (runOnDemand): asks camsvc to publish the camera, then holds the
   connection open for as long as MediaMTX keeps the command running. MediaMTX ends it
@@ -13,8 +15,8 @@ into MediaMTX's path configuration, and the hook commands themselves:
 
 Arguments left out come from MediaMTX's environment (MTX_PATH, MTX_SEGMENT_PATH,
 MTX_SEGMENT_DURATION). Exit codes: 0 done, 1 camsvc refused (its reason on stderr),
-69 camsvc not reachable (EX_UNAVAILABLE). Imports only what a hook needs: MediaMTX waits
-on these commands, so `python -m camsvc hook` skips the rest of the command line's imports.
+2 usage, 69 camsvc not reachable (EX_UNAVAILABLE). Imports only what a hook needs, so
+`python -m camsvc hook` skips the rest of the command line's imports.
 Must not touch: services (this runs in MediaMTX's child process, not in camsvc).
 """
 
@@ -23,13 +25,13 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import signal
-import socket
 import sys
 from collections.abc import Sequence
 from typing import Final
 
 import msgspec
+
+from camsvc.streaming import hook_client
 
 __all__ = [
     "DESCRIPTION",
@@ -44,19 +46,16 @@ __all__ = [
     "default_socket_path",
     "encode",
     "hook_command",
+    "hook_program",
     "install_signal_handlers",
     "main",
     "run_hook",
 ]
 
 # sysexits.h: the service is not available.
-EX_UNAVAILABLE: Final = 69
+EX_UNAVAILABLE: Final = hook_client.EX_UNAVAILABLE
 # A request line longer than this is refused (paths are short; nothing needs more).
-MAX_LINE: Final = 16 * 1024
-# How long a hook waits for camsvc's reply to its request.
-REPLY_TIMEOUT_S: Final = 5.0
-# prctl(2): signal this process when its parent dies.
-PR_SET_PDEATHSIG: Final = 1
+MAX_LINE: Final = hook_client.MAX_LINE
 SOCKET_NAME: Final = "camsvc.sock"
 DESCRIPTION: Final = (
     "Commands MediaMTX runs: they reach the running service over its control socket "
@@ -113,89 +112,19 @@ def default_socket_path(db_path: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(db_path)), SOCKET_NAME)
 
 
+def hook_program() -> tuple[str, ...]:
+    """What runs `camsvc hook` for MediaMTX: this interpreter, isolated and without site
+    packages, on hook_client.py (the same commands, a fraction of the start-up time)."""
+    return (sys.executable, "-I", "-S", os.path.abspath(hook_client.__file__))
+
+
 def hook_command(program: Sequence[str], socket_path: str, *args: str) -> str:
     """A hook command line for MediaMTX: `<program> hook --socket S <args>`, shell-quoted."""
     return shlex.join([*program, "hook", "--socket", socket_path, *args])
 
 
 # --- the hook commands ----------------------------------------------------------------
-
-
-class _Stop(Exception):
-    """SIGINT/SIGTERM from MediaMTX: the on-demand use is over."""
-
-
-class HookError(Exception):
-    """The hook could not do its job; `code` is its exit status."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise _Stop
-
-
-def _connect(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(REPLY_TIMEOUT_S)
-    try:
-        sock.connect(path)
-    except OSError as exc:
-        sock.close()
-        raise HookError(f"camsvc is not reachable at {path}: {exc}", EX_UNAVAILABLE) from exc
-    return sock
-
-
-def _ask(sock: socket.socket, request: OnDemand | SegmentComplete) -> None:
-    """Send `request` and read the reply; HookError unless it is ok."""
-    try:
-        sock.sendall(encode(request))
-        line = sock.makefile("rb").readline(MAX_LINE)
-    except OSError as exc:
-        raise HookError(f"camsvc did not answer: {exc}", EX_UNAVAILABLE) from exc
-    if not line:
-        raise HookError("camsvc closed the connection without an answer", EX_UNAVAILABLE)
-    try:
-        reply = decode_reply(line)
-    except msgspec.MsgspecError as exc:
-        raise HookError(f"camsvc answered something else: {exc}", 1) from exc
-    if not reply.ok:
-        raise HookError(f"camsvc refused: {reply.error}", 1)
-
-
-def _die_with_parent() -> None:
-    """End with MediaMTX even if it cannot stop us (SIGKILL, crash): an orphaned on-demand
-    command would hold the camera's publisher forever."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes  # only here: segment-complete must start fast
-
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # it died before prctl took effect
-        raise _Stop
-
-
-def _hold(sock: socket.socket) -> None:
-    """Block until MediaMTX stops the command (signal) or camsvc goes away (EOF)."""
-    sock.settimeout(None)
-    try:
-        while sock.recv(4096):
-            pass  # camsvc sends nothing after the reply
-    except _Stop:
-        return
-    except OSError as exc:
-        raise HookError(f"connection to camsvc lost: {exc}", 1) from exc
-    raise HookError("camsvc closed the connection", 1)
-
-
-def _env_float(name: str) -> float | None:
-    try:
-        return float(os.environ[name])
-    except (KeyError, ValueError):
-        return None
+# They run hook_client.py's code, which camsvc's path configuration starts on its own.
 
 
 def add_hook_arguments(parser: argparse.ArgumentParser) -> None:
@@ -223,34 +152,12 @@ def add_hook_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_hook(args: argparse.Namespace, socket_path: str) -> int:
     """Run the hook `args` names against camsvc at `socket_path`; returns the exit code."""
-    path = args.path or os.environ.get("MTX_PATH", "")
-    try:
-        if not path:
-            raise HookError("no path given and MTX_PATH is not set", 2)
-        if args.hook_cmd == "on-demand":
-            _die_with_parent()
-            with _connect(socket_path) as sock:
-                _ask(sock, OnDemand(path))
-                _hold(sock)
-        else:
-            segment = args.segment or os.environ.get("MTX_SEGMENT_PATH", "")
-            if not segment:
-                raise HookError("no segment given and MTX_SEGMENT_PATH is not set", 2)
-            duration = _env_float("MTX_SEGMENT_DURATION")
-            with _connect(socket_path) as sock:
-                _ask(sock, SegmentComplete(path, segment, duration))
-    except (_Stop, KeyboardInterrupt):
-        return 0  # stopped before camsvc answered: nothing is held
-    except HookError as exc:
-        print(f"camsvc hook {args.hook_cmd} {path}: {exc}", file=sys.stderr)
-        return exc.code
-    return 0
+    return hook_client.run(args.hook_cmd, args.path, getattr(args, "segment", None), socket_path)
 
 
 def install_signal_handlers() -> None:
     """SIGINT and SIGTERM end a hook quietly (MediaMTX sends SIGINT to stop runOnDemand)."""
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    hook_client.install_signal_handlers()
 
 
 def main(argv: Sequence[str]) -> int:

@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from camsvc.config import RecordingConfig
-from camsvc.streaming import hook_protocol, recordings
+from camsvc.streaming import hook_client, hook_protocol, recordings
 from camsvc.streaming.hook_protocol import (
     EX_UNAVAILABLE,
     OnDemand,
@@ -28,6 +28,7 @@ from camsvc.streaming.hook_protocol import (
     decode_request,
     encode,
     hook_command,
+    hook_program,
 )
 from camsvc.streaming.hooks import SOCKET_MODE, HookServer
 from camsvc.streaming.paths import PathHooks, wanted_conf
@@ -39,11 +40,20 @@ from tests.fixtures.service import until
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
 
-async def hook(socket: str, *args: str, env: dict[str, str] | None = None) -> trio.Process:
-    """Run `python -m camsvc hook --socket S ARGS` as MediaMTX would; its completed process."""
+CLI = (sys.executable, "-m", "camsvc")
+
+
+async def hook(
+    socket: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    program: tuple[str, ...] = CLI,
+) -> trio.Process:
+    """Run `<program> hook --socket S ARGS` as MediaMTX would (`python -m camsvc` unless
+    told); its completed process."""
     with trio.fail_after(15):
         return await trio.run_process(
-            [sys.executable, "-m", "camsvc", "hook", "--socket", socket, *args],
+            [*program, "hook", "--socket", socket, *args],
             env={**os.environ, **(env or {})},
             capture_stdout=True,
             capture_stderr=True,
@@ -539,3 +549,140 @@ def test_fast_path_imports_little() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
     assert hook_protocol.EX_UNAVAILABLE == 69
+
+
+# --- hook_client.py: what the path configuration runs ------------------------------------
+
+
+def test_hook_program_is_the_isolated_client() -> None:
+    """Camera paths run hook_client.py with this interpreter, isolated, without site."""
+    program = hook_program()
+    assert program[:3] == (sys.executable, "-I", "-S")
+    assert program[3] == os.path.abspath(hook_client.__file__) and os.path.isfile(program[3])
+
+
+def test_client_imports_only_the_standard_library() -> None:
+    """The client runs under `-I -S` (no site packages) and loads no typing, msgspec or camsvc."""
+    code = (
+        "import sys\n"
+        f"f = {os.path.abspath(hook_client.__file__)!r}\n"
+        "exec(compile(open(f).read(), f, 'exec'), {'__name__': 'probe'})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('camsvc', 'msgspec', 'typing', 'argparse', 'trio')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+async def test_client_speaks_the_protocol(control, tmp_path: Path) -> None:
+    """The client's requests are the protocol's Structs to the server (duration included or
+    left out) and it reads the server's replies: done 0, refused 1 with the reason."""
+    server, _ = control
+    program = hook_program()
+    seg = str(tmp_path / "camera0" / "camera0_2026-01-01_00-00-00-000000.mp4")
+    env = {"MTX_PATH": "camera0", "MTX_SEGMENT_PATH": seg, "MTX_SEGMENT_DURATION": "4.5"}
+    done = await hook(server.path, "segment-complete", env=env, program=program)
+    assert done.returncode == 0, done.stderr
+    plain = await hook(
+        server.path,
+        "segment-complete",
+        "camera0",
+        seg,
+        env={"MTX_SEGMENT_DURATION": ""},
+        program=program,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert server.recordings.reported == [("camera0", seg, 4.5), ("camera0", seg, None)]
+    refused = await hook(server.path, "segment-complete", "camera0", "/etc/passwd", program=program)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(b"camsvc hook segment-complete camera0: camsvc refused")
+    assert b"not a recording segment" in refused.stderr
+    nobody = await hook(server.path, "on-demand", "camera7", program=program)
+    assert nobody.returncode == 1 and b"no connected camera camera7" in nobody.stderr
+    assert server.publishers.uses == 0
+
+
+async def test_client_answer_not_a_reply(tmp_path: Path, nursery) -> None:
+    """Something that is not camsvc's reply on the socket: exit 1, said on stderr."""
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    path = str(tmp_path / "odd.sock")
+    await sock.bind(path)
+    sock.listen(1)
+
+    async def answer_oddly() -> None:
+        conn, _ = await sock.accept()
+        with conn:
+            await conn.recv(4096)
+            await conn.send(b'{"status":"fine"}\n')
+
+    nursery.start_soon(answer_oddly)
+    done = await hook(path, "segment-complete", "camera0", "x.mp4", program=hook_program())
+    sock.close()
+    assert done.returncode == 1 and b"camsvc answered something else" in done.stderr
+
+
+async def test_client_fails_cleanly_without_camsvc(tmp_path: Path) -> None:
+    """No service: 69 and the reason; no path or segment: 2 (the CLI's codes)."""
+    program = hook_program()
+    sock = str(tmp_path / "absent.sock")
+    done = await hook(sock, "on-demand", "camera0", program=program)
+    assert done.returncode == EX_UNAVAILABLE
+    assert b"camsvc hook on-demand camera0: camsvc is not reachable" in done.stderr
+    env = {"MTX_PATH": "camera0", "MTX_SEGMENT_PATH": ""}
+    usage = await hook(sock, "segment-complete", env=env, program=program)
+    assert usage.returncode == 2 and b"MTX_SEGMENT_PATH" in usage.stderr
+    nopath = await hook(sock, "on-demand", env={"MTX_PATH": ""}, program=program)
+    assert nopath.returncode == 2 and b"MTX_PATH" in nopath.stderr
+
+
+async def test_client_hands_other_command_lines_to_the_cli() -> None:
+    """--help and arguments the client does not handle alone go to `python -m camsvc hook`."""
+    program = hook_program()
+    with trio.fail_after(15):
+        helped = await trio.run_process(
+            [*program, "hook", "--help"], capture_stdout=True, capture_stderr=True, check=False
+        )
+        bogus = await trio.run_process(
+            [*program, "hook", "--socket", "/x", "bogus"],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert helped.returncode == 0 and helped.stdout.startswith(b"usage: camsvc hook")
+    assert bogus.returncode == 2 and b"invalid choice: 'bogus'" in bogus.stderr
+
+
+async def test_client_on_demand_held_until_sigint(control) -> None:
+    """The client's on-demand holds one use until SIGINT (exit 0), like `camsvc hook`."""
+    server, _ = control
+    proc = await trio.lowlevel.open_process(
+        [*hook_program(), "hook", "--socket", server.path, "on-demand"],
+        env={**os.environ, "MTX_PATH": "camera0"},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await until(lambda: server.publishers.uses == 1 and server.on_demand_holds == 1)
+        proc.send_signal(2)
+        with trio.fail_after(10):
+            assert await proc.wait() == 0
+        await until(lambda: server.publishers.uses == 0 and server.on_demand_holds == 0)
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+async def test_client_on_demand_ends_with_mediamtx(control) -> None:
+    """The command line camsvc writes (hook_command over hook_program) dies with MediaMTX."""
+    server, _ = control
+    cmd = hook_command(hook_program(), server.path, "on-demand", "camera0")
+    parent = await trio.lowlevel.open_process(["sh", "-c", f"{cmd}; true"])
+    try:
+        await until(lambda: server.publishers.uses == 1)
+        parent.kill()
+        await parent.wait()
+        await until(lambda: server.publishers.uses == 0 and server.on_demand_holds == 0)
+    finally:
+        parent.kill()
+        await parent.wait()
