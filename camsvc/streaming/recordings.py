@@ -305,6 +305,7 @@ class RecordingService:
                 self.publishers.acquire(device, "recording")
             self.paths.set_record(device, True)
             await self._switch(device, True, deadline_s=float(self.cfg.start_timeout))
+            self.publishers.force_keyframe(device)
             first = await self._wait_first_segment(rec)
         except BaseException as exc:
             await self._abandon(rec)
@@ -366,6 +367,9 @@ class RecordingService:
                 self._check_source(rec.device, connected=False)
                 if rec.device not in self._active:
                     raise NotFound("camera", f"{rec.device} went away")
+                # MediaMTX's recorder may attach to the path after the key frame forced at
+                # the switch: ask again until a segment starts (at most one IDR per poll).
+                self.publishers.force_keyframe(rec.device)
                 await trio.sleep(POLL_S)
         raise DependencyFailed("mediamtx_error", f"no segment after {timeout:g} s")
 

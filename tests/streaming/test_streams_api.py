@@ -14,8 +14,7 @@ import msgspec
 import pytest
 import trio
 
-from camsvc.capture import Format
-from camsvc.streaming.publisher import encoder_argv
+from camsvc.streaming import publisher
 from camsvc.streaming.standin import StandIn
 from camsvc.timefmt import parse_timestamp
 
@@ -76,17 +75,6 @@ async def live(nursery, cams, start_cameras_service, connect, tmp_path: Path):
         return svc, client, standin
 
     return start
-
-
-class TestEncoderArgv:
-    def test_mjpeg_and_raw_inputs(self) -> None:
-        """MJPEG frames go in as mjpeg, YUYV/NV12 as rawvideo of the camera's size."""
-        fmt = Format(640, 480, "MJPG", 0, 0, 30.0, 4, False)
-        argv = encoder_argv(fmt, "rtsp://127.0.0.1:8554/camera0")
-        assert argv[argv.index("-f") + 1] == "mjpeg"
-        assert argv[-1] == "rtsp://127.0.0.1:8554/camera0"
-        raw = encoder_argv(Format(320, 240, "NV12", 320, 0, 15.0, 4, False), "rtsp://x/y")
-        assert "nv12" in raw and "320x240" in raw
 
 
 async def test_start_probe_stop(live) -> None:
@@ -167,6 +155,29 @@ async def test_record_three_seconds(live) -> None:
     assert ("recording_status_update", "STARTED") in kinds
     assert ("recording_status_update", "STOPPED") in kinds
     assert ("event", "recording.start") in kinds and ("event", "recording.stop") in kinds
+
+
+async def test_recording_starts_on_a_forced_key_frame(live, monkeypatch) -> None:
+    """start_recording on a streaming camera asks the encoder for a key frame: with periodic
+    key frames a minute apart, the first segment still starts at once."""
+    monkeypatch.setattr(publisher, "GOP_S", 60.0)
+    svc, client, _ = await live(recording={"start_timeout": 5})
+    await client.call("start_streaming", {"device": "camera0"})
+    await svc.app.streams.wait_ready("camera0")
+    pub = svc.app.publishers.get("camera0")
+    with trio.fail_after(5):
+        # The encoder's frame count is its own business: poll it, bounded.
+        while pub.frames_sent < 3:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    keyframes = pub.keyframes_sent
+    assert keyframes == 2  # the encoder's first two frames (see publisher.py), no periodic one
+    started = await client.call("start_recording", {"device": "camera0"})
+    assert started["status"] == "RECORDING"
+    assert pub.keyframes_sent > keyframes and pub.restarts == 0
+    stopped = await client.call("stop_recording", {"device": "camera0"})
+    file = Path(svc.app.config.recording.path) / "camera0" / stopped["filename"]
+    info = await ffprobe(str(file), "stream=codec_name")
+    assert info["streams"] == [{"codec_name": "h264"}]
 
 
 async def test_duration_auto_stop(live) -> None:
