@@ -1075,8 +1075,9 @@ def render(r: Report) -> str:
         f"Python {m.python}; load average before {m.loadavg_before} (other sessions share the "
         "machine: *other CPU* is the % of one core every other process used). `camsvc serve` "
         "and the MediaMTX stand-in run as subprocesses on 127.0.0.1 with the emulated V4L2 "
-        f"device; cameras opened at {r.mode} MJPEG; each recording is ffmpeg (libx264 "
-        "ultrafast) publishing RTSP to the stand-in, whose ffmpeg writes the fMP4 segments. "
+        f"device; cameras opened at {r.mode} MJPEG; each recording is camsvc's encoder (PyAV "
+        "libx264 ultrafast, relayed by `ffmpeg -c copy`) publishing RTSP to the stand-in, "
+        "whose ffmpeg writes the fMP4 segments. "
         "Latency is request sent → reply read by the client.",
     ]
     loads = ([r.spec] if r.spec else []) + r.search
@@ -1302,9 +1303,10 @@ def main(argv: list[str] | None = None) -> int:
         "pins the spec's mode in the service process (`benchmarks/pinned_mode.py` replaces "
         "the registry's `choose_mode`; `--mode native` measures the default) and checks it "
         "in `get_camera_list`.",
-        "start_recording returns once the first segment file exists; the encoder forces a "
-        "key frame every 0.5 s of wall time (it is an ffmpeg subprocess, which cannot be told "
-        "to emit one at run time), so a start waits for the next key frame. stop_recording "
+        "start_recording returns once the first segment file exists; it asks the encoder "
+        "for a key frame when it switches `record` on and at each 50 ms poll until then "
+        "(`Publishers.force_keyframe`), so a start waits one frame for it once the recorder "
+        "reads the path, not for a periodic one (every 2 s). stop_recording "
         "returns once MediaMTX closed the last segment (as main implements it at the commit "
         "above).",
         f"The spec load starts all recordings together, one connection per camera, with "
@@ -1378,7 +1380,7 @@ def _phase_notes(rows: list[Latency]) -> list[str]:
             f"start_recording on a {row.camera} camera, p50 {row.p50_ms} ms: the stand-in's "
             f"recorder (an ffmpeg reading the path over RTSP) ran {gaps[0]:.0f} ms after the "
             f"request (camsvc's checks, {before}), the segment file appeared {gaps[1]:.0f} ms "
-            "after that (ffmpeg start-up, RTSP set-up, the next key frame, its probe), and "
+            "after that (ffmpeg start-up, RTSP set-up, the forced key frame, its probe), and "
             f"camsvc replied {gaps[2]:.0f} ms after the file (p50 of each gap). The middle "
             "part is the stand-in's own: MediaMTX records in-process, so with MediaMTX this "
             "figure would differ; it is not installed on this machine."
