@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import msgspec
 import pytest
 import trio
@@ -275,7 +277,8 @@ async def test_mediamtx_down(live) -> None:
 
 
 async def test_encoder_killed_is_restarted(live) -> None:
-    """A killed encoder is restarted; stream_started is announced when the path is ready."""
+    """The publisher's RTSP relay killed (its connection to MediaMTX drops): the publisher is
+    restarted; stream_started is announced when the path is ready."""
     svc, client, _ = await live()
     await client.call("subscribe_events", {"topics": ["mediamtx.stream_started"]})
     await client.call("start_streaming", {"device": "camera0"})
@@ -295,6 +298,33 @@ async def test_encoder_killed_is_restarted(live) -> None:
             await trio.sleep(0.05)
     await svc.app.streams.wait_ready("camera0")
     assert publisher.restarts == 1 and publisher.last_error  # exit or broken pipe, first wins
+
+
+async def test_encoder_error_restarts_the_publisher(live, monkeypatch) -> None:
+    """An error from the PyAV encoder mid-stream ends that encoder and its relay; the
+    publisher starts a new pair after its backoff and the stream is ready again."""
+    svc, client, _ = await live()
+    await client.call("start_streaming", {"device": "camera0"})
+    await svc.app.streams.wait_ready("camera0")
+    pub = svc.app.publishers.get("camera0")
+    first = pub.pid
+    real_encode = publisher.H264Encoder.encode
+    failed: list[int] = []
+
+    def encode_failing_once(self, data, pts_ms, *, keyframe):
+        if not failed:
+            failed.append(pts_ms)
+            raise av.FFmpegError(errno.EIO, "injected encoder failure")
+        return real_encode(self, data, pts_ms, keyframe=keyframe)
+
+    monkeypatch.setattr(publisher.H264Encoder, "encode", encode_failing_once)
+    with trio.fail_after(8):
+        # The restart is the publisher's own business: poll its state, bounded.
+        while not (pub.running and pub.pid != first):  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    await svc.app.streams.wait_ready("camera0")
+    assert failed and pub.restarts == 1
+    assert "injected encoder failure" in (pub.last_error or "")
 
 
 async def test_idle_close_and_progress(live) -> None:
