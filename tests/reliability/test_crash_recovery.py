@@ -132,14 +132,14 @@ async def test_kill_9_during_recording_and_snapshots(crashable: ServiceProcess, 
                 nursery.start_soon(snapshot_loop, shooter, f"camera{i % 2}", answers)
             # Kill a little later each round, so it lands at different points of the loop.
             await answers.wait_for(before + 5 + 3 * round_no)
-            encoders = crashable.children()
-            assert encoders, "a recording needs camsvc's encoder"
+            relays = crashable.children()
+            assert relays, "a recording needs the publisher's RTSP relay (ffmpeg)"
             crashable.kill()
             assert await crashable.wait() == -9
             nursery.cancel_scope.cancel()
 
-        # The orphaned encoder sees its input end and exits; MediaMTX then closes the segment.
-        await until(lambda e=encoders: not any(p.is_running() for p in e), 15)
+        # The orphaned relay sees its input end and exits; MediaMTX then closes the segment.
+        await until(lambda r=relays: not any(p.is_running() for p in r), 15)
         path = crashable.standin.paths.get("camera0")  # type: ignore[attr-defined]
         if path is not None:
             with trio.fail_after(15):
