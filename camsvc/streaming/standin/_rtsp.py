@@ -39,7 +39,8 @@ READER_QUEUE: Final = 1024
 # Packets a recorder tap holds for its ffmpeg (seconds of a camera's video; ffmpeg takes
 # a fraction of one to connect).
 TAP_PACKETS: Final = 4096
-# The stand-in's own recorder reads with this agent; it is not listed as a reader.
+# The stand-in's own recorder reads with this agent (then `/<its tap's id>`); it is not
+# listed as a reader.
 RECORDER_USER_AGENT: Final = "mediamtx-standin-recorder"
 SERVER: Final = "mediamtx-standin"
 
@@ -156,19 +157,37 @@ class RecorderTap:
 
     Armed when `record` turns on, so a segment starts at the first key frame after that
     moment however long ffmpeg takes to start and connect, as with MediaMTX's in-process
-    recorder (and a key frame the publisher forces at that moment is not missed).
+    recorder (and a key frame the publisher forces at that moment is not missed). Closed
+    when the segment ends: it takes nothing more, and the session that takes it ends once
+    it has sent what was held, so ffmpeg writes every sample received until then.
     """
 
     def __init__(self, tracks: list[Track]) -> None:
+        self.id = uuid.uuid4().hex
         self.tracks = tracks
         self.started = not waits_for_key_frame(tracks)
         self.packets: list[tuple[int, bool, bytes]] = []
         self.dropped = 0
         self.first_sample_at: dt.datetime | None = None
         self.first_sample = trio.Event()
+        self.closed = False
+        self.reader: Reader | None = None  # the recorder's session, once it took the tap
+
+    @property
+    def user_agent(self) -> str:
+        """The user agent the recorder's ffmpeg connects with."""
+        return f"{RECORDER_USER_AGENT}/{self.id}"
+
+    def close(self) -> None:
+        """The segment ends: hold nothing more; the session ends after what it has."""
+        self.closed = True
+        if self.reader is not None:
+            self.reader.finish()
 
     def offer(self, track: int, rtcp: bool, packet: bytes) -> None:
         """Hold a publisher packet (from the first key frame on; bounded)."""
+        if self.closed or self.reader is not None:
+            return
         if not self.started:
             if not starts_reading(self.tracks, track, rtcp, packet):
                 return
@@ -195,6 +214,10 @@ class Reader:
         self.path = path
         self.channels = channels
         self.hidden = RECORDER_USER_AGENT in conn.user_agent
+        # The recorder tap this session plays (named by its user agent's last part).
+        self.tap_id = conn.user_agent.rsplit("/", 1)[-1] if self.hidden else ""
+        self.tap: RecorderTap | None = None
+        self.finished = False
         self.started = not waits_for_key_frame(path.tracks)
         # The recorder's session also takes what its tap held.
         queue = READER_QUEUE + (TAP_PACKETS if self.hidden else 0)
@@ -203,22 +226,33 @@ class Reader:
         self.bytes_sent = 0
 
     def take(self, tap: RecorderTap) -> None:
-        """Start with what `tap` held (the recorder's session plays)."""
+        """Start with what `tap` held (the recorder's session plays); a closed tap's
+        session ends once that is sent."""
+        self.tap = tap
+        tap.reader = self
         self.started = self.started or tap.started
         for track, rtcp, packet in tap.packets:
             self.offer(track, rtcp, packet)
         tap.packets.clear()
+        if tap.closed:
+            self.finish()
+
+    def finish(self) -> None:
+        """Take nothing more; the session ends once the queue is sent."""
+        if not self.finished:
+            self.finished = True
+            self.send.close()
 
     def offer(self, track: int, rtcp: bool, packet: bytes) -> None:
         """Queue a publisher packet for this reader (dropped when the queue is full)."""
-        if track not in self.channels:
+        if track not in self.channels or self.finished:
             return
         if not self.started:
             if not starts_reading(self.path.tracks, track, rtcp, packet):
                 return
             self.started = True
-        if self.hidden:
-            self.path.recorder_first_sample()
+        if self.tap is not None:
+            self.tap.note_first_sample()  # no key frame to wait for, or none was held
         channel = self.channels[track] + (1 if rtcp else 0)
         frame = b"$" + bytes([channel]) + len(packet).to_bytes(2, "big") + packet
         try:
@@ -485,6 +519,8 @@ class RtspConnection:
             await self._send(frame)
             reader.bytes_sent += len(frame) - 4
             reader.path.bytes_sent += 0 if reader.hidden else len(frame) - 4
+        if reader.finished:
+            self.kick()  # the recorder's segment ended: its session ends after the queue
 
     async def _on_teardown(self, req: RtspRequest) -> None:
         await self._reply(req, 200, "OK", self._session_header())

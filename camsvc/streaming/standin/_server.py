@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path as FsPath
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 from urllib.parse import parse_qs, quote_plus, unquote, urlsplit
 
 import h11
@@ -42,7 +42,6 @@ from camsvc.streaming.standin._conf import (
 )
 from camsvc.streaming.standin._hooks import STOP_GRACE_S, HookCmd
 from camsvc.streaming.standin._rtsp import (
-    RECORDER_USER_AGENT,
     Reader,
     RecorderTap,
     RtspConnection,
@@ -136,9 +135,9 @@ class PathState:
         self.demand_waiters = 0
         # runOnDemand's and runOnUnDemand's MTX_QUERY: the first reader's, as url.QueryEscape.
         self._demand_query = ""
-        # Packets held for the recorder's next ffmpeg; the tap of the segment being written.
+        # The tap armed for the recorder's next segment, and those waiting for their ffmpeg.
         self._tap: RecorderTap | None = None
-        self._segment_tap: RecorderTap | None = None
+        self._taps: dict[str, RecorderTap] = {}
         self.recorder_stopped = trio.Event()
         self.recorder_stopped.set()
 
@@ -199,6 +198,8 @@ class PathState:
         self.bytes_received += len(packet)
         if self._tap is not None:
             self._tap.offer(track, rtcp, packet)
+        for tap in self._taps.values():
+            tap.offer(track, rtcp, packet)
         for reader in self.readers.values():
             reader.offer(track, rtcp, packet)
 
@@ -404,11 +405,9 @@ class PathState:
         """A reader started playing."""
         self.readers[reader.id] = reader
         if reader.hidden:
-            tap, self._tap = self._tap, None
+            tap = self._taps.pop(reader.tap_id, None)
             if tap is not None:
                 reader.take(tap)
-            elif reader.started:
-                self.recorder_first_sample()  # no key frame to wait for (not H.264/H.265)
         if not reader.hidden:
             self._cancel_close_timer()
             env = {"MTX_READER_TYPE": "rtspSession", "MTX_READER_ID": reader.id}
@@ -467,7 +466,7 @@ class PathState:
     def _start_recorder(self) -> None:
         if self._recorder is not None:
             return
-        self._arm_tap()  # now, not when the recorder's task gets to run
+        self._tap = RecorderTap(self.tracks)  # now, not when the recorder's task gets to run
         scope = trio.CancelScope()
         self._recorder = scope
         self.server.nursery.start_soon(self._record, scope)
@@ -478,10 +477,6 @@ class PathState:
             self._recorder.cancel()
             self._recorder = None
 
-    def _arm_tap(self) -> RecorderTap:
-        self._tap = RecorderTap(self.tracks)
-        return self._tap
-
     async def _record(self, scope: trio.CancelScope) -> None:
         self.recorder_stopped = trio.Event()
         try:
@@ -491,25 +486,19 @@ class PathState:
         finally:
             self.recorder_stopped.set()
 
-    def recorder_first_sample(self) -> None:
-        """The recorder's reader got its first sample: the segment starts now (unless its
-        tap saw one earlier)."""
-        if self._segment_tap is not None:
-            self._segment_tap.note_first_sample()
-
     async def _record_segment(self) -> None:
-        """Record one segment: ffmpeg reads the path over RTSP and writes fMP4 (or MPEG-TS).
+        """Record one segment: ffmpeg reads the path over RTSP and writes fMP4 (or MPEG-TS)
+        to its stdout, which the stand-in writes into the segment file.
 
         The segment starts at its tap's first sample (the first key frame after the tap was
-        armed), whose packets ffmpeg's session takes over when it plays. ffmpeg writes to a
-        hidden temporary file, created once it has read that first packet; the file is then
-        renamed to the MediaMTX name of the first sample's time, as in MediaMTX.
+        armed), whose packets ffmpeg's session takes over when it plays. The file is created
+        under the MediaMTX name of that sample's time once ffmpeg has written its header, so
+        it is never empty (MediaMTX writes the init when it creates a segment).
         """
         conf = self.conf
+        tap, self._tap = self._tap or RecorderTap(self.tracks), None
+        self._taps[tap.id] = tap
         fmt = _absolute(record_path_format(conf, self.name))
-        root = FsPath(_common_path(fmt))
-        tmp = root / f".standin-{self.name.replace('/', '_')}-{time.monotonic_ns()}.tmp"
-        await trio.to_thread.run_sync(lambda: root.mkdir(parents=True, exist_ok=True))
         segment_s = go_duration(conf["recordSegmentDuration"])
         part_us = max(int(go_duration(conf["recordPartDuration"]) * 1e6), 1000)
         url = f"rtsp://127.0.0.1:{self.server.ports.rtsp}/{self.name}"
@@ -527,9 +516,9 @@ class PathState:
             "-rtsp_transport",
             "tcp",
             "-user_agent",
-            RECORDER_USER_AGENT,
-            # Codec parameters are in the SDP and the first (key frame) packet: probing
-            # more only delays the file (0 would mean ffmpeg's default of 5 s).
+            tap.user_agent,
+            # Codec parameters are in the SDP and the first held packets: probing more
+            # only delays the segment (0 would mean ffmpeg's default of 5 s).
             "-probesize",
             "32",
             "-analyzeduration",
@@ -543,43 +532,46 @@ class PathState:
             "-t",
             f"{segment_s:.3f}",
             *out,
-            "-y",
-            str(tmp),
+            "-flush_packets",
+            "1",  # the header reaches the file at once, not with the first full buffer
+            "pipe:1",
         ]
-        tap = self._tap or self._arm_tap()
-        self._segment_tap = tap
         proc = await trio.lowlevel.open_process(
-            argv, start_new_session=True, stdin=subprocess.DEVNULL
+            argv, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
         )
+        assert proc.stdout is not None
         began = time.monotonic()
-        file: FsPath | None = None
+        segment = SegmentFile()
+
+        async def create() -> None:
+            if segment.path is not None or tap.first_sample_at is None or not segment.pending:
+                return
+            file = encode_segment_path(fmt, tap.first_sample_at)
+            await segment.create(FsPath(file))
+            log.info("segment_started", path=self.name, file=file, pid=proc.pid)
+            self.fire_hook(conf["runOnRecordSegmentCreate"], MTX_SEGMENT_PATH=file)
+
         try:
             async with trio.open_nursery() as nursery:
 
-                async def wait_exit() -> None:
-                    await proc.wait()
-                    nursery.cancel_scope.cancel()
+                async def create_when_written() -> None:
+                    await segment.has_data.wait()
+                    await tap.first_sample.wait()
+                    await create()
 
-                nursery.start_soon(wait_exit)
-                await tap.first_sample.wait()
-                assert tap.first_sample_at is not None
-                file = FsPath(encode_segment_path(fmt, tap.first_sample_at))
-                # ffmpeg creates its output after probing; nothing signals it but the file.
-                while not await trio.to_thread.run_sync(tmp.exists):  # noqa: ASYNC110
-                    await trio.sleep(0.005)
-                await trio.to_thread.run_sync(_move, tmp, file)
-                log.info("segment_started", path=self.name, file=str(file), pid=proc.pid)
-                self.fire_hook(conf["runOnRecordSegmentCreate"], MTX_SEGMENT_PATH=str(file))
-                await proc.wait()
+                nursery.start_soon(create_when_written)
+                await segment.copy(proc.stdout)
+                nursery.cancel_scope.cancel()  # ffmpeg ended before a first sample
+            await proc.wait()
         finally:
             with trio.CancelScope(shield=True):
+                tap.close()
                 if proc.returncode is None:
-                    # End the recorder's RTSP session: ffmpeg drains what it holds and
-                    # finishes the file, as MediaMTX writes every sample it received.
-                    for reader in list(self.readers.values()):
-                        if reader.hidden:
-                            reader.conn.kick()
+                    # The recorder's RTSP session ends once it has sent what it holds
+                    # (`tap.close`): ffmpeg finishes the file, as MediaMTX writes every
+                    # sample it received.
                     with trio.move_on_after(STOP_GRACE_S):
+                        await segment.copy(proc.stdout)
                         await proc.wait()
                 if proc.returncode is None:
                     os.killpg(proc.pid, signal.SIGINT)
@@ -588,12 +580,13 @@ class PathState:
                     if proc.returncode is None:
                         os.killpg(proc.pid, signal.SIGKILL)
                         await proc.wait()
-                self._segment_tap = None
-                if self._tap is tap:
-                    self._tap = None  # ffmpeg never played: the next one starts afresh
+                await proc.stdout.aclose()
+                await create()  # when stopped while the first sample was being written
+                await segment.flush()
+                self._taps.pop(tap.id, None)  # ffmpeg never played
                 duration = time.monotonic() - began
-                tmp.unlink(missing_ok=True)
-                if file is not None and _keep_segment(file):
+                file = await segment.close()
+                if file is not None:
                     log.info("segment_complete", path=self.name, file=str(file), s=duration)
                     self.fire_hook(
                         conf["runOnRecordSegmentComplete"],
@@ -604,15 +597,65 @@ class PathState:
             await trio.sleep(1)  # the publisher is probably gone; do not spin
 
 
+class SegmentFile:
+    """A segment file fed from the recorder's output: what arrives before the file is
+    created (named by its first sample, once there is output) is held, then everything
+    is appended."""
+
+    def __init__(self) -> None:
+        self.path: FsPath | None = None
+        self._file: BinaryIO | None = None
+        self._pending: list[bytes] = []
+        self._written = 0
+        self._writing = trio.Lock()  # the copy and the creation both flush
+        self.has_data = trio.Event()
+
+    @property
+    def pending(self) -> bool:
+        """Whether output waits to be written (the file has not been created yet)."""
+        return bool(self._pending)
+
+    async def create(self, path: FsPath) -> None:
+        """Create the file at `path` (and its directory); what was held follows."""
+
+        def create() -> BinaryIO:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return open(path, "wb")  # closed by `close`
+
+        self._file = await trio.to_thread.run_sync(create)
+        self.path = path
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write what is held (once the file exists). A chunk leaves the queue only once
+        written, so a cancelled copy loses nothing: the next flush writes it, in order."""
+        async with self._writing:
+            while self._file is not None and self._pending:
+                await trio.to_thread.run_sync(self._file.write, self._pending[0])
+                self._written += len(self._pending.pop(0))
+
+    async def copy(self, stream: trio.abc.ReceiveStream) -> None:
+        """Append what `stream` yields until it ends."""
+        while chunk := await stream.receive_some(65536):
+            self._pending.append(chunk)
+            self.has_data.set()
+            await self.flush()
+
+    async def close(self) -> FsPath | None:
+        """Close the file; one that got no data is removed (None)."""
+        file, path = self._file, self.path
+        if file is None or path is None:
+            return None
+        await trio.to_thread.run_sync(file.close)
+        if self._written:
+            return path
+        await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+        return None
+
+
 def _absolute(path: str) -> str:
     """`path` made absolute against the working directory (as MediaMTX resolves it)."""
     return os.path.abspath(path)
-
-
-def _move(src: FsPath, dst: FsPath) -> None:
-    """Rename a segment into place, creating its directory."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, dst)
 
 
 class StandIn:
@@ -955,14 +998,6 @@ class StandIn:
                 f"remove {file}: {exc.strerror.lower() if exc.strerror else exc}"
             ) from exc
         return 200, {"status": "ok"}
-
-
-def _keep_segment(file: FsPath) -> bool:
-    """Whether a finished segment holds data; an empty one is removed."""
-    if file.exists() and file.stat().st_size > 0:
-        return True
-    file.unlink(missing_ok=True)
-    return False
 
 
 def _error(message: str) -> dict[str, Any]:
