@@ -137,7 +137,12 @@ async def test_segment_starts_before_a_slow_recorder_connects(
     slow.write_text(f'#!/bin/sh\nsleep 3\ndate +%s.%N > {launched}\nexec ffmpeg "$@"\n')
     slow.chmod(0o755)
     record_path = str(tmp_path / "rec" / "%path" / "%path_%Y-%m-%d_%H-%M-%S-%f")
-    standin = StandIn(paths={"camera0": {"recordPath": record_path}}, ffmpeg=str(slow))
+    reported = tmp_path / "duration"
+    conf = {
+        "recordPath": record_path,
+        "runOnRecordSegmentComplete": f"sh -c 'echo $MTX_SEGMENT_DURATION > {reported}'",
+    }
+    standin = StandIn(paths={"camera0": conf}, ffmpeg=str(slow))
     ports = await nursery.start(standin.run)
     url = f"rtsp://127.0.0.1:{ports.rtsp}/camera0"
     publisher = await trio.lowlevel.open_process(
@@ -172,6 +177,12 @@ async def test_segment_starts_before_a_slow_recorder_connects(
     # Video from the segment's start to the stop, not from when ffmpeg connected.
     expected = (stopped - start).total_seconds()
     assert expected - 0.5 <= float(info["format"]["duration"]) <= expected + 0.5, info
+    with trio.fail_after(10):
+        # The hook runs in its own process; its output file is the only signal.
+        while not reported.exists() or not reported.read_text().strip():  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    # MTX_SEGMENT_DURATION counts from the first sample too (ffmpeg's draining adds a bit).
+    assert expected - 0.5 <= float(reported.read_text()) <= expected + 1.5
 
 
 async def test_segment_file_holds_output_until_created(tmp_path: Path, nursery) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 import uuid
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
@@ -169,6 +170,7 @@ class RecorderTap:
         self.packets: list[tuple[int, bool, bytes]] = []
         self.dropped = 0
         self.first_sample_at: dt.datetime | None = None
+        self.first_sample_mono: float | None = None  # time.monotonic() of the same moment
         self.first_sample = trio.Event()
         self.closed = False
         self.reader: Reader | None = None  # the recorder's session, once it took the tap
@@ -202,6 +204,7 @@ class RecorderTap:
         """The segment's first sample arrived now (later calls change nothing)."""
         if self.first_sample_at is None:
             self.first_sample_at = dt.datetime.now().astimezone()
+            self.first_sample_mono = time.monotonic()
             self.first_sample.set()
 
 

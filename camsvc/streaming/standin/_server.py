@@ -584,7 +584,8 @@ class PathState:
                 await create()  # when stopped while the first sample was being written
                 await segment.flush()
                 self._taps.pop(tap.id, None)  # ffmpeg never played
-                duration = time.monotonic() - began
+                # From the segment's first sample (held before ffmpeg ran, or its first).
+                duration = time.monotonic() - (tap.first_sample_mono or began)
                 file = await segment.close()
                 if file is not None:
                     log.info("segment_complete", path=self.name, file=str(file), s=duration)
