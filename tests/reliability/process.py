@@ -100,8 +100,11 @@ class ServiceProcess:
         """Keep the child's JSON log lines (and never let its stderr pipe fill up)."""
         assert proc.stderr is not None
         buffer = b""
+        # Kept on disk too (pytest keeps the last runs' folders), for a failure's post-mortem.
+        log_file = (self.folder / f"camsvc-{self.starts}.log").open("ab")
         try:
             while chunk := await proc.stderr.receive_some(65536):
+                log_file.write(chunk)
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
@@ -119,6 +122,7 @@ class ServiceProcess:
                     elif event.get("event") == "catalog_ready":
                         self._catalog_ready.set()
         finally:
+            log_file.close()
             await proc.wait()
             self._listening.set()  # an early exit must not leave start() waiting
             self._exited.set()

@@ -170,7 +170,10 @@ async def test_soak(nursery, cams, emu_dir: Path, tmp_path: Path) -> None:
     print("RSS MiB by time:", " ".join(f"{t:.0f}s={r / 2**20:.1f}" for t, r in soak.rss[::2]))
     assert unanswered == 0
     assert not closed, Counter(closed)
-    assert not crashes, crashes[:3]
+    assert not crashes, "\n".join(
+        f"{e.get('timestamp')} {e.get('event')} {e.get('device', '')}\n{e.get('exception', '')}"
+        for e in crashes[:3]
+    )
     assert growth < MAX_MEMORY_GROWTH, f"RSS grew {growth:.2%}"
     assert soak.unplugs >= 2 and soak.mediamtx_restarts >= 2
     # The rate reached is a figure, not a pass mark (a loaded machine sends less); it is
