@@ -5,6 +5,7 @@ it with every packet held or queued until then."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import shutil
 import subprocess
@@ -274,3 +275,23 @@ async def test_segment_stopped_before_its_recorder_connects(
     [file] = (tmp_path / "rec" / "camera0").iterdir()
     info = await ffprobe(str(file), "stream=codec_name,width,height")
     assert info["streams"] == [{"codec_name": "h264", "width": WIDTH, "height": HEIGHT}]
+
+
+async def test_segment_file_write_error_ends_the_copy(tmp_path: Path) -> None:
+    """A full disk (the file is /dev/full through a link) ends the copy with the error kept;
+    what follows is dropped and closing does not raise (MediaMTX ends the segment)."""
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    target = tmp_path / "seg.mp4"
+    target.symlink_to("/dev/full")
+    segment = SegmentFile()
+    await segment.create(target)
+    await send.send_all(b"x" * 100_000)  # larger than the file buffer: written at once
+    with trio.fail_after(5):
+        await segment.copy(receive, until_failed=True)
+    assert segment.failed is not None and segment.failed.errno == errno.ENOSPC
+    await send.send_all(b"more")
+    await send.aclose()
+    await segment.copy(receive)  # drains, drops
+    assert not segment.pending
+    assert await segment.close() is None  # nothing written: the link is removed, not /dev/full
+    assert not target.is_symlink() and Path("/dev/full").exists()

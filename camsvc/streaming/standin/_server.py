@@ -560,9 +560,13 @@ class PathState:
                     await create()
 
                 nursery.start_soon(create_when_written)
-                await segment.copy(proc.stdout)
+                await segment.copy(proc.stdout, until_failed=True)
                 nursery.cancel_scope.cancel()  # ffmpeg ended before a first sample
-            await proc.wait()
+            if segment.failed is not None:
+                # As MediaMTX: the write error ends the segment; the recorder starts again.
+                log.warning("recorder_error", path=self.name, error=str(segment.failed))
+            else:
+                await proc.wait()
         finally:
             with trio.CancelScope(shield=True):
                 tap.close()
@@ -594,14 +598,15 @@ class PathState:
                         MTX_SEGMENT_PATH=str(file),
                         MTX_SEGMENT_DURATION=f"{duration:g}",
                     )
-        if proc.returncode not in (0, 255):
-            await trio.sleep(1)  # the publisher is probably gone; do not spin
+        if proc.returncode not in (0, 255) or segment.failed is not None:
+            await trio.sleep(1)  # the publisher is gone or the disk is full: do not spin
 
 
 class SegmentFile:
     """A segment file fed from the recorder's output: what arrives before the file is
     created (named by its first sample, once there is output) is held, then everything
-    is appended."""
+    is appended. A failed write (disk full) ends the writing: `failed` holds the error and
+    later output is dropped."""
 
     def __init__(self) -> None:
         self.path: FsPath | None = None
@@ -610,6 +615,7 @@ class SegmentFile:
         self._written = 0
         self._writing = trio.Lock()  # the copy and the creation both flush
         self.has_data = trio.Event()
+        self.failed: OSError | None = None
 
     @property
     def pending(self) -> bool:
@@ -623,31 +629,50 @@ class SegmentFile:
             path.parent.mkdir(parents=True, exist_ok=True)
             return open(path, "wb")  # closed by `close`
 
-        self._file = await trio.to_thread.run_sync(create)
+        try:
+            self._file = await trio.to_thread.run_sync(create)
+        except OSError as exc:
+            self._fail(exc)
+            return
         self.path = path
         await self.flush()
+
+    def _fail(self, exc: OSError) -> None:
+        self.failed = exc
+        self._pending.clear()
 
     async def flush(self) -> None:
         """Write what is held (once the file exists). A chunk leaves the queue only once
         written, so a cancelled copy loses nothing: the next flush writes it, in order."""
         async with self._writing:
             while self._file is not None and self._pending:
-                await trio.to_thread.run_sync(self._file.write, self._pending[0])
+                try:
+                    await trio.to_thread.run_sync(self._file.write, self._pending[0])
+                except OSError as exc:
+                    self._fail(exc)
+                    return
                 self._written += len(self._pending.pop(0))
 
-    async def copy(self, stream: trio.abc.ReceiveStream) -> None:
-        """Append what `stream` yields until it ends."""
+    async def copy(self, stream: trio.abc.ReceiveStream, *, until_failed: bool = False) -> None:
+        """Append what `stream` yields until it ends (or a write fails, if `until_failed`;
+        otherwise what follows a failure is read and dropped)."""
         while chunk := await stream.receive_some(65536):
-            self._pending.append(chunk)
-            self.has_data.set()
-            await self.flush()
+            if self.failed is None:
+                self._pending.append(chunk)
+                self.has_data.set()
+                await self.flush()
+            if self.failed is not None and until_failed:
+                return
 
     async def close(self) -> FsPath | None:
         """Close the file; one that got no data is removed (None)."""
         file, path = self._file, self.path
         if file is None or path is None:
             return None
-        await trio.to_thread.run_sync(file.close)
+        try:
+            await trio.to_thread.run_sync(file.close)
+        except OSError as exc:  # the buffered tail did not fit: what was written stays
+            self._fail(exc)
         if self._written:
             return path
         await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
