@@ -112,6 +112,7 @@ async def snapshot_loop(client: RpcClient, device: str, answers: Answers) -> Non
         return
 
 
+@pytest.mark.long
 async def test_kill_9_during_recording_and_snapshots(crashable: ServiceProcess, tmp_path: Path):
     """Each round: a recording runs and three clients take snapshots back to back; the
     service is SIGKILLed after some answers, restarted, and checked against the disk."""
