@@ -274,8 +274,10 @@ class RecordingService:
         finally:
             with trio.move_on_after(STOP_TIMEOUT_S) as cleanup:
                 cleanup.shield = True
-                for device in list(self._active):
-                    await self._finish(device, "shutdown", error=False, switch_off=True)
+                for device, rec in list(self._active.items()):
+                    # A start still under way undoes itself (`_abandon`), maybe meanwhile.
+                    if self._active.get(device) is rec and rec.started and not rec.ending:
+                        await self._finish(device, "shutdown", error=False, switch_off=True)
 
     # -- start ---------------------------------------------------------------------------
 

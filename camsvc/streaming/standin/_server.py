@@ -627,7 +627,9 @@ class SegmentFile:
 
         def create() -> BinaryIO:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return open(path, "wb")  # closed by `close`
+            # Unbuffered: what ffmpeg wrote is in the file at once, as MediaMTX writes it
+            # (a buffered header would leave the file empty on disk for seconds).
+            return open(path, "wb", buffering=0)  # closed by `close`
 
         try:
             self._file = await trio.to_thread.run_sync(create)
@@ -647,7 +649,7 @@ class SegmentFile:
         async with self._writing:
             while self._file is not None and self._pending:
                 try:
-                    await trio.to_thread.run_sync(self._file.write, self._pending[0])
+                    await trio.to_thread.run_sync(_write_all, self._file, self._pending[0])
                 except OSError as exc:
                     self._fail(exc)
                     return
@@ -677,6 +679,12 @@ class SegmentFile:
             return path
         await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
         return None
+
+
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view) or 0 :]
 
 
 def _absolute(path: str) -> str:
