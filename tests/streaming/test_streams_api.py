@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import av
 import msgspec
@@ -19,6 +20,7 @@ import trio
 from camsvc.streaming import publisher
 from camsvc.streaming.standin import StandIn
 from camsvc.timefmt import parse_timestamp
+from tests.fixtures.http import http_request
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
@@ -199,6 +201,36 @@ async def test_duration_auto_stop(live) -> None:
     assert msg["params"]["reason"] == "duration_elapsed"
     assert 0.5 <= msg["params"]["duration"] <= 2.0
     assert not svc.app.recordings.is_recording("camera0")
+
+
+async def test_five_second_recording_catalogued_and_downloaded(live, tmp_path: Path) -> None:
+    """duration=5: the recording stops by itself; its fMP4 file is catalogued, lasts 5 s
+    (± 10 %) for ffprobe and downloads over HTTP byte for byte."""
+    svc, client, _ = await live()
+    started = await client.call("start_recording", {"device": "camera0", "duration": 5})
+    with trio.fail_after(15):
+        while True:
+            msg = await client.recv()
+            if msg.get("method") == "recording_status_update" and msg["params"]["status"] in (
+                "STOPPED",
+                "ERROR",
+            ):
+                break
+    assert (msg["params"]["status"], msg["params"]["reason"]) == ("STOPPED", "duration_elapsed")
+    listed = await client.call("list_recordings", {"device": "camera0"})
+    assert [f["filename"] for f in listed["files"]] == [started["filename"]]
+    info = await client.call("get_recording_info", {"filename": started["filename"]})
+    target = urlsplit(info["download_url"]).path
+    token = svc.token("viewer")
+    reply = await http_request(svc.ports.main, target, headers={"Authorization": f"Bearer {token}"})
+    file = Path(svc.app.config.recording.path) / "camera0" / started["filename"]
+    assert reply.status == 200 and reply.body == file.read_bytes()
+    local = tmp_path / "downloaded.mp4"
+    local.write_bytes(reply.body)
+    probed = await ffprobe(str(local), "format=duration,format_name:stream=codec_name")
+    assert probed["streams"] == [{"codec_name": "h264"}]
+    assert "mp4" in probed["format"]["format_name"]
+    assert 4.5 <= float(probed["format"]["duration"]) <= 5.5, probed
 
 
 async def test_checks(live) -> None:
