@@ -748,7 +748,7 @@ def load(
         files=checks,
         capture_dropped=dropped,
         captured_fps_min=min((c for c, _ in rates.values()), default=0.0),
-        fed_fps_min=min((f for _, f in rates.values()), default=0.0),
+        fed_fps_min=min((f for _, f in rates.values() if f == f), default=math.nan),
         snapshots=Snapshots(
             count=len(snaps),
             errors=len(snap_errors),
@@ -781,7 +781,9 @@ def _rates(
     out = {}
     for d, (t0, c0, f0) in before.items():
         if d in after and (dt_s := after[d][0] - t0) > 0:
-            out[d] = (round((after[d][1] - c0) / dt_s, 1), round((after[d][2] - f0) / dt_s, 1))
+            # A counter that went down belongs to a new publisher (or none): no rate.
+            fed = (after[d][2] - f0) / dt_s if after[d][2] >= f0 else math.nan
+            out[d] = (round((after[d][1] - c0) / dt_s, 1), round(fed, 1))
     return out
 
 
