@@ -62,6 +62,7 @@ class ClientConnection:
         self.ws = ws
         self._direct = direct
         self._writer_busy = False
+        self._responding = 0  # responses being sent: notifications raised meanwhile follow them
         self.rpc = rpc
         self._dispatcher = dispatcher
         self._cfg = cfg
@@ -88,6 +89,7 @@ class ClientConnection:
         if (
             direct is not None
             and not self._writer_busy
+            and not self._responding
             and not self.outbox
             and self.ws.closed is None
             and direct.try_write(text_frame(message))
@@ -166,7 +168,11 @@ class ClientConnection:
             self._slots.release()
 
     async def _send(self, data: bytes) -> None:
-        await self._bounded_write(self.ws.send_message(data.decode()))
+        self._responding += 1
+        try:
+            await self._bounded_write(self.ws.send_message(data.decode()))
+        finally:
+            self._responding -= 1
 
     async def _send_notification(self, message: bytes) -> None:
         if self._direct is None:

@@ -74,6 +74,9 @@ class LoadClient:
             )  # fmt: skip
             with trio.fail_after(self._reply_timeout_s):
                 reply = json.loads(await self.ws.get_message())
+                while "id" not in reply:  # a notification may come first
+                    self.notifications += 1
+                    reply = json.loads(await self.ws.get_message())
             if "result" not in reply:
                 raise RuntimeError(f"authenticate failed: {reply}")
             task_status.started()
