@@ -215,7 +215,12 @@ class CameraSupervisor:
             dropped_before = 0
             while True:
                 with trio.move_on_after(stall_s):
-                    await trio.lowlevel.wait_readable(fd)
+                    try:
+                        await trio.lowlevel.wait_readable(fd)
+                    except trio.ClosedResourceError:
+                        # A snapshot read met ENODEV first and closed the camera (as
+                        # `read_latest` does when the device is gone).
+                        raise DeviceGone(errno.ENODEV, "device gone", self.path) from None
                     frame = camera.read_latest()
                     if frame is not None:
                         self.latest = frame

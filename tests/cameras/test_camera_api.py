@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import structlog
+import structlog.testing
 import trio
 
 from camsvc.capture import DeviceGone
@@ -222,6 +224,23 @@ class TestSupervision:
                     frame = await sup.wait_frame(frame.sequence)
         await _until(lambda: entry.status == "DISCONNECTED")
         assert (await client.call("get_camera_list"))["connected"] == 0
+
+    async def test_unplug_met_first_by_a_snapshot_read(self, cams, start_cameras_service):
+        """A snapshot's read meets the unplug before the pump does and closes the camera: the
+        pump ends as for any unplug (camera gone, DISCONNECTED), not as a crash."""
+        cam = cams(0)
+        svc = await start_cameras_service()
+        entry = svc.app.cameras.get("camera0")
+        sup = entry.supervisor
+        with structlog.testing.capture_logs() as logs:
+            async with sup.use():
+                await sup.wait_frame()
+                cam.unplug()
+                with pytest.raises(DeviceGone):
+                    sup.camera.read_latest()  # no checkpoint since the unplug: first to see it
+                await _until(lambda: entry.status == "DISCONNECTED")
+        events = [e["event"] for e in logs]
+        assert "camera_gone" in events and "pump_crashed" not in events, events
 
     async def test_one_camera_failing_leaves_others(self, cams, start_cameras_service):
         """A camera whose stream keeps failing does not disturb another camera's pump."""
