@@ -122,16 +122,7 @@ class ExternalLive:
             if isinstance(exc, MediaMTXError):
                 raise to_camsvc_error(exc) from exc
             raise
-        urls = stream_urls(device, self.cfg, host)
-        return StreamStarted(
-            device=device,
-            stream_name=device,
-            stream_url=urls.rtsp,
-            urls=urls,
-            status="STARTED",
-            start_time=utc_timestamp(self._started[device]),
-            auto_close_after=f"{float(self.cfg.idle_close_after):g}s",
-        )
+        return StreamStarted.of(device, self.cfg, host, self._started[device])
 
     async def _release(self, device: str) -> None:
         """Back to on demand unless a recording needs the source (best effort, shielded)."""

@@ -63,6 +63,20 @@ class StreamStarted(msgspec.Struct, frozen=True):
     start_time: str
     auto_close_after: str
 
+    @classmethod
+    def of(cls, device: str, cfg: MediaMTXConfig, host: str, started: float) -> StreamStarted:
+        """The result for `device`'s path, started at `started` (epoch seconds)."""
+        urls = stream_urls(device, cfg, host)
+        return cls(
+            device=device,
+            stream_name=device,
+            stream_url=urls.rtsp,
+            urls=urls,
+            status="STARTED",
+            start_time=utc_timestamp(started),
+            auto_close_after=f"{float(cfg.idle_close_after):g}s",
+        )
+
 
 class StreamStopped(msgspec.Struct, frozen=True):
     """The result of stop_streaming."""
@@ -212,16 +226,7 @@ class StreamService:
                 self._started.pop(device, None)
                 self.publishers.release(device, "stream")
             raise
-        urls = stream_urls(device, self.cfg, host)
-        return StreamStarted(
-            device=device,
-            stream_name=device,
-            stream_url=urls.rtsp,
-            urls=urls,
-            status="STARTED",
-            start_time=utc_timestamp(self._started[device]),
-            auto_close_after=f"{float(self.cfg.idle_close_after):g}s",
-        )
+        return StreamStarted.of(device, self.cfg, host, self._started[device])
 
     async def stop_streaming(self, device: str) -> StreamStopped:
         """Stop the camera's publisher unless a recording uses it."""
