@@ -40,7 +40,6 @@ from camsvc.streaming.streams import (
     StreamStopped,
     StreamUrl,
 )
-from camsvc.streaming.urls import stream_urls
 from camsvc.timefmt import utc_timestamp
 
 __all__ = ["ExternalLive"]
@@ -146,37 +145,13 @@ class ExternalLive:
         continues = self._recording(device)
         await self._release(device)
         self.cache.refresh_soon()
-        now = time.time()
-        return StreamStopped(
-            device=device,
-            stream_name=device,
-            status="STOPPED",
-            start_time=utc_timestamp(started) if started is not None else None,
-            end_time=utc_timestamp(now),
-            duration=round(now - started, 3) if started is not None else 0.0,
-            stream_continues=continues,
-        )
+        return StreamStopped.of(device, started, continues)
 
     def get_stream_url(self, device: str, host: str = "") -> StreamUrl:
         """URLs and readiness from the cached view; never calls MediaMTX."""
         self._known(device)
-        urls = stream_urls(device, self.cfg, host)
-        path = self.cache.get(device)
-        status: Literal["READY", "NOT_READY", "ERROR"]
-        if not self.cache.reachable:
-            status = "ERROR"
-        elif path is not None and path.ready:
-            status = "READY"
-        else:
-            status = "NOT_READY"  # a reader makes MediaMTX pull it
-        return StreamUrl(
-            device=device,
-            stream_name=device,
-            stream_url=urls.rtsp,
-            urls=urls,
-            available=status != "ERROR",
-            active_consumers=len(path.readers) if path is not None else 0,
-            stream_status=status,
+        return StreamUrl.of(
+            device, self.cfg, host, self.cache.get(device), error=not self.cache.reachable
         )
 
     async def get_stream_status(self, device: str) -> StreamStatus:

@@ -25,6 +25,7 @@ from camsvc.streaming.mediamtx import (
     MediaMTXClient,
     MediaMTXError,
     MediaMTXNotFound,
+    Path,
     PathCache,
     to_camsvc_error,
 )
@@ -89,6 +90,20 @@ class StreamStopped(msgspec.Struct, frozen=True):
     duration: float
     stream_continues: bool
 
+    @classmethod
+    def of(cls, device: str, started: float | None, continues: bool) -> StreamStopped:
+        """The result for a stream started at `started` (epoch seconds), stopped now."""
+        now = time.time()
+        return cls(
+            device=device,
+            stream_name=device,
+            status="STOPPED",
+            start_time=utc_timestamp(started) if started is not None else None,
+            end_time=utc_timestamp(now),
+            duration=round(now - started, 3) if started is not None else 0.0,
+            stream_continues=continues,
+        )
+
 
 class StreamUrl(msgspec.Struct, frozen=True):
     """The result of get_stream_url."""
@@ -100,6 +115,29 @@ class StreamUrl(msgspec.Struct, frozen=True):
     available: bool
     active_consumers: int
     stream_status: Literal["READY", "NOT_READY", "ERROR"]
+
+    @classmethod
+    def of(
+        cls, device: str, cfg: MediaMTXConfig, host: str, path: Path | None, *, error: bool
+    ) -> StreamUrl:
+        """The URLs and readiness of `device`'s path as the cached view shows it."""
+        urls = stream_urls(device, cfg, host)
+        status: Literal["READY", "NOT_READY", "ERROR"]
+        if error:
+            status = "ERROR"
+        elif path is not None and path.ready:
+            status = "READY"
+        else:
+            status = "NOT_READY"  # for a pulled source, a reader makes MediaMTX pull it
+        return cls(
+            device=device,
+            stream_name=device,
+            stream_url=urls.rtsp,
+            urls=urls,
+            available=not error,
+            active_consumers=len(path.readers) if path is not None else 0,
+            stream_status=status,
+        )
 
 
 class FfmpegProcess(msgspec.Struct, frozen=True):
@@ -242,42 +280,17 @@ class StreamService:
         started = self._started.pop(device, None)
         self._idle_since.pop(device, None)
         continues = self.publishers.release(device, "stream")
-        now = time.time()
         if not continues:
             self.cache.refresh_soon()
-        return StreamStopped(
-            device=device,
-            stream_name=device,
-            status="STOPPED",
-            start_time=utc_timestamp(started) if started is not None else None,
-            end_time=utc_timestamp(now),
-            duration=round(now - started, 3) if started is not None else 0.0,
-            stream_continues=continues,
-        )
+        return StreamStopped.of(device, started, continues)
 
     def get_stream_url(self, device: str, host: str = "") -> StreamUrl:
         """URLs and readiness from the cached view; never calls MediaMTX."""
         entry = self.cameras.get(device)
         if entry is None:
             raise NotFound("camera", f"no camera {device}")
-        urls = stream_urls(device, self.cfg, host)
-        path = self.cache.get(device)
-        status: Literal["READY", "NOT_READY", "ERROR"]
-        if not self.cache.reachable or entry.status != "CONNECTED":
-            status = "ERROR"
-        elif path is not None and path.ready:
-            status = "READY"
-        else:
-            status = "NOT_READY"
-        return StreamUrl(
-            device=device,
-            stream_name=device,
-            stream_url=urls.rtsp,
-            urls=urls,
-            available=status != "ERROR",
-            active_consumers=len(path.readers) if path is not None else 0,
-            stream_status=status,
-        )
+        error = not self.cache.reachable or entry.status != "CONNECTED"
+        return StreamUrl.of(device, self.cfg, host, self.cache.get(device), error=error)
 
     async def get_stream_status(self, device: str) -> StreamStatus:
         """The publisher and the path as MediaMTX reports them now."""
