@@ -19,10 +19,8 @@ process at the cost of a copy of the compressed stream. See docs/mediamtx.md.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import os
 import signal
 import subprocess
 import time
@@ -38,6 +36,7 @@ from av.video.frame import PictureType
 
 from camsvc.cameras.supervisor import CameraSupervisor
 from camsvc.capture import CaptureError, Format
+from camsvc.streaming.processes import end_process_group
 
 __all__ = [
     "GOP_S",
@@ -383,15 +382,7 @@ async def _kill(proc: trio.Process) -> None:
     """End the relay's process group: close stdin, SIGTERM, then SIGKILL after a grace."""
     if proc.stdin is not None:
         await proc.stdin.aclose()
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with trio.move_on_after(KILL_GRACE_S):
-            await proc.wait()
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+    await end_process_group(proc, signal.SIGTERM, KILL_GRACE_S)
     if proc.stderr is not None:
         await proc.stderr.aclose()
 

@@ -9,8 +9,6 @@ SIGINT then SIGKILL on shutdown. Must not touch: paths (the API does that), reco
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -27,6 +25,7 @@ import yaml
 from camsvc.config import MediaMTXConfig, RecordingConfig
 from camsvc.streaming.mediamtx import MediaMTXClient, MediaMTXError
 from camsvc.streaming.paths import record_path
+from camsvc.streaming.processes import end_process_group
 
 __all__ = ["RESTART_PAUSE_S", "MediaMTXSupervisor", "generated_config"]
 
@@ -156,13 +155,5 @@ class MediaMTXSupervisor:
             log.warning("mediamtx_exited", pid=proc.pid, code=code)
         finally:
             with trio.CancelScope(shield=True):
-                if proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGINT)
-                    with trio.move_on_after(STOP_GRACE_S):
-                        await proc.wait()
-                    if proc.returncode is None:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.killpg(proc.pid, signal.SIGKILL)
-                        await proc.wait()
+                await end_process_group(proc, signal.SIGINT, STOP_GRACE_S)
             self.pid = None

@@ -20,7 +20,7 @@ from typing import Final
 import structlog
 import trio
 
-__all__ = ["RESTART_PAUSE_S", "STOP_GRACE_S", "HookCmd", "expand"]
+__all__ = ["RESTART_PAUSE_S", "STOP_GRACE_S", "HookCmd", "expand", "terminate"]
 
 log = structlog.get_logger("camsvc.standin.hooks")
 
@@ -89,11 +89,11 @@ class HookCmd:
             log.info("hook_exited", hook=self.kind, pid=proc.pid, code=code)
         finally:
             with trio.CancelScope(shield=True):
-                await _terminate(proc)
+                await terminate(proc)
             self.pid = None
 
 
-async def _terminate(proc: trio.Process) -> None:
+async def terminate(proc: trio.Process) -> None:
     """SIGINT the process group, wait STOP_GRACE_S, then SIGKILL it; reap."""
     if proc.returncode is not None:
         return

@@ -15,7 +15,6 @@ import functools
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path as FsPath
@@ -40,7 +39,7 @@ from camsvc.streaming.standin._conf import (
     parse_segment_start,
     record_path_format,
 )
-from camsvc.streaming.standin._hooks import STOP_GRACE_S, HookCmd
+from camsvc.streaming.standin._hooks import STOP_GRACE_S, HookCmd, terminate
 from camsvc.streaming.standin._rtsp import (
     Reader,
     RecorderTap,
@@ -577,13 +576,7 @@ class PathState:
                     with trio.move_on_after(STOP_GRACE_S):
                         await segment.copy(proc.stdout)
                         await proc.wait()
-                if proc.returncode is None:
-                    os.killpg(proc.pid, signal.SIGINT)
-                    with trio.move_on_after(STOP_GRACE_S):
-                        await proc.wait()
-                    if proc.returncode is None:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                        await proc.wait()
+                await terminate(proc)
                 await proc.stdout.aclose()
                 await create()  # when stopped while the first sample was being written
                 await segment.flush()
