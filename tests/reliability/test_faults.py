@@ -25,6 +25,7 @@ import trio
 from camsvc.streaming.standin import StandIn
 from tests.fixtures.service import until
 from tests.reliability.media import ffprobe_duration, is_complete_jpeg
+from tests.streaming.live import serve_with_standin
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
@@ -363,20 +364,14 @@ async def live(nursery, cams, start_cameras_service, connect, tmp_path: Path):
         standin = StandIn(recordings=str(recordings))
         await nursery.start(standin.run)
         standin.camera = cams(0)
-        svc = await start_cameras_service(
-            mediamtx={
-                "api_url": standin.ports.api_url,
-                "spawn": "never",
-                "rtsp_port": standin.ports.rtsp,
-                "health_check_interval": 0.5,
-            },
+        svc, client = await serve_with_standin(
+            start_cameras_service,
+            connect,
+            standin.ports,
+            "operator",
             recording={"path": str(recordings), **sections.pop("recording", {})},
             **sections,
         )
-        client = await connect(svc, "operator")
-        with trio.fail_after(10):
-            while not svc.app.mediamtx_paths.get("camera0"):
-                await svc.app.mediamtx_paths.changed.wait()
         return svc, client, standin
 
     return start

@@ -12,7 +12,15 @@ import trio
 from camsvc.streaming.standin import StandIn, StandInPorts
 from tests.fixtures.service import RpcClient, Service
 
-__all__ = ["Inbox", "Restartable", "ffprobe", "recording_update", "start_live", "topic"]
+__all__ = [
+    "Inbox",
+    "Restartable",
+    "ffprobe",
+    "recording_update",
+    "serve_with_standin",
+    "start_live",
+    "topic",
+]
 
 
 async def ffprobe(target: str, entries: str, *, timeout_s: float = 15) -> dict[str, Any]:
@@ -109,6 +117,21 @@ async def start_live(
     once camera0's path exists."""
     standin = Restartable(nursery, recordings)
     ports = await standin.start()
+    svc, client = await serve_with_standin(
+        start_cameras_service, connect, ports, "admin", **sections
+    )
+    return svc, client, standin
+
+
+async def serve_with_standin(
+    start_cameras_service: Callable[..., Awaitable[Service]],
+    connect: Callable[..., Awaitable[RpcClient]],
+    ports: StandInPorts,
+    role: str,
+    **sections: Any,
+) -> tuple[Service, RpcClient]:
+    """The service on the emulated cameras, driving the stand-in at `ports`, and a client
+    of `role`; returns once camera0's path exists."""
     svc = await start_cameras_service(
         mediamtx={
             "api_url": ports.api_url,
@@ -118,8 +141,8 @@ async def start_live(
         },
         **sections,
     )
-    client = await connect(svc, "admin")
+    client = await connect(svc, role)
     with trio.fail_after(10):
         while not svc.app.mediamtx_paths.get("camera0"):
             await svc.app.mediamtx_paths.changed.wait()
-    return svc, client, standin
+    return svc, client

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import signal
@@ -21,32 +20,9 @@ from camsvc.streaming import publisher
 from camsvc.streaming.standin import StandIn
 from camsvc.timefmt import parse_timestamp
 from tests.fixtures.http import http_request
+from tests.streaming.live import ffprobe, serve_with_standin
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
-
-
-async def ffprobe(target: str, entries: str) -> dict[str, Any]:
-    """ffprobe's JSON for `target` (an RTSP URL or a file)."""
-    with trio.fail_after(15):
-        done = await trio.run_process(
-            [
-                "ffprobe",
-                "-v",
-                "error",
-                "-rtsp_transport",
-                "tcp",
-                "-show_entries",
-                entries,
-                "-of",
-                "json",
-                target,
-            ]
-            if target.startswith("rtsp")
-            else ["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", target],
-            capture_stdout=True,
-            capture_stderr=True,
-        )
-    return json.loads(done.stdout)
 
 
 @pytest.fixture
@@ -63,19 +39,9 @@ async def live(nursery, cams, start_cameras_service, connect, tmp_path: Path):
 
         await nursery.start(run_standin)
         standin.camera = cams(0)
-        svc = await start_cameras_service(
-            mediamtx={
-                "api_url": standin.ports.api_url,
-                "spawn": "never",
-                "rtsp_port": standin.ports.rtsp,
-                "health_check_interval": 0.5,
-            },
-            **sections,
+        svc, client = await serve_with_standin(
+            start_cameras_service, connect, standin.ports, "operator", **sections
         )
-        client = await connect(svc, "operator")
-        with trio.fail_after(10):
-            while not svc.app.mediamtx_paths.get("camera0"):
-                await svc.app.mediamtx_paths.changed.wait()
         return svc, client, standin
 
     return start
