@@ -11,6 +11,7 @@ it waits in the connection's `Outbox` for the connection's writer task.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import itertools
 import math
@@ -92,7 +93,7 @@ class ClientConnection:
             and not self._responding
             and not self.outbox
             and self.ws.closed is None
-            and direct.try_write(text_frame(message))
+            and direct.try_write(_fanout_frame(message))
         ):
             if direct.backlogged:
                 self.outbox.wake()
@@ -400,6 +401,11 @@ def text_frame(payload: bytes) -> bytes:
     if n < 1 << 16:
         return struct.pack("!BBH", 0x81, 126, n) + payload
     return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+# A notification goes to every client as the same bytes object (the bus encodes it once):
+# frame it once too. bytes cache their hash, so a hit costs a lookup, not a copy.
+_fanout_frame = functools.lru_cache(maxsize=4)(text_frame)
 
 
 def _set_send_buffer(stream: trio.abc.Stream, size: int) -> None:
