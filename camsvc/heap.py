@@ -1,0 +1,54 @@
+"""The C heap of `camsvc serve`: glibc's malloc tuned so the encoders' memory goes back.
+
+Why: a 1080p camera's encoder (MJPEG decoder, scaler, libx264) holds about 50 MiB of C
+memory and converts every frame into a new 3 MiB picture, all in worker threads. glibc
+serves blocks above its mmap threshold with mmap (returned to the system when freed), but by
+default it raises that threshold to the size of each mmapped block that is freed: after the
+first frame or encoder closes, those blocks come from the malloc arenas of whichever threads
+allocate them, and memory freed inside an arena stays resident. Every unplug or MediaMTX
+restart (encoders closed and reopened) then left the service larger: the 240 s soak grew
++12 % to +26 % after its warm-up, the 30-minute one +43 %. `pin_mmap_threshold` keeps the
+threshold at glibc's default for good; `trim` gives back what an encoder freed below it
+(docs/reliability.md, Soak, has the runs).
+
+Must not: matter for correctness (without glibc both do nothing), or run `trim` on the event
+loop (it walks and locks every arena: call it from a worker thread).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from typing import Final
+
+__all__ = ["MMAP_THRESHOLD", "pin_mmap_threshold", "trim"]
+
+#: glibc's own initial threshold; setting it explicitly turns the dynamic raise off.
+MMAP_THRESHOLD: Final = 128 * 1024
+_M_MMAP_THRESHOLD: Final = -3  # mallopt's parameter number (malloc.h)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    libc = ctypes.CDLL(None)
+    if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
+        return None  # not glibc
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.mallopt.restype = ctypes.c_int
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.malloc_trim.restype = ctypes.c_int
+    return libc
+
+
+def pin_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
+    """Serve every block of `size` bytes or more with its own mmap, for the rest of the
+    process (no dynamic raise); False where it cannot (not glibc)."""
+    libc = _libc()
+    return libc is not None and libc.mallopt(_M_MMAP_THRESHOLD, size) == 1
+
+
+def trim() -> bool:
+    """Return the free pages of every malloc arena to the system; False where it cannot
+    (not glibc) or nothing was released. Blocking: call from a worker thread."""
+    libc = _libc()
+    return libc is not None and libc.malloc_trim(0) == 1
