@@ -1,15 +1,18 @@
 """The C heap of `camsvc serve`: glibc's malloc tuned so the encoders' memory goes back.
 
 Why: a 1080p camera's encoder (MJPEG decoder, scaler, libx264) holds about 50 MiB of C
-memory and converts every frame into a new 3 MiB picture, all in worker threads. glibc
-serves blocks above its mmap threshold with mmap (returned to the system when freed), but by
-default it raises that threshold to the size of each mmapped block that is freed: after the
-first frame or encoder closes, those blocks come from the malloc arenas of whichever threads
-allocate them, and memory freed inside an arena stays resident. Every unplug or MediaMTX
-restart (encoders closed and reopened) then left the service larger: the 240 s soak grew
-+12 % to +26 % after its warm-up, the 30-minute one +43 %. `pin_mmap_threshold` keeps the
-threshold at glibc's default for good; `trim` gives back what an encoder freed below it
-(docs/reliability.md, Soak, has the runs).
+memory, mostly in a few 6 MiB blocks. glibc serves blocks above its mmap threshold with mmap
+(unmapped when freed), but by default raises that threshold to the size of each mmapped block
+that is freed: once one encoder has closed, the next ones are carved from the malloc arenas
+of whichever threads open and feed them, and memory freed inside an arena stays resident.
+Every unplug or MediaMTX restart (encoders closed and reopened) left the service larger: the
+240 s soak grew +12 % after its warm-up, the 30-minute one +43 %; pinned, +2.8 %
+(docs/reliability.md, Soak). `pin_mmap_threshold` keeps the threshold at glibc's default for
+good; `trim` gives back the pages of what an encoder freed below it.
+
+Cost: a block of 128 KiB or more allocated per frame is mapped afresh each time, e.g. the
+3 MiB yuv420p picture a 1080p MJPEG frame is converted to: ~770 page faults, ~1.6 ms of CPU
+per frame (about 60,000 faults a second in the soak's 4 cameras).
 
 Must not: matter for correctness (without glibc both do nothing), or run `trim` on the event
 loop (it walks and locks every arena: call it from a worker thread).
