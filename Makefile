@@ -5,8 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-# Suites that `make test` runs after the Python tests, and benchmarks that `make bench`
-# runs; fragments in mk/ append to both.
+# Suites that `make test` runs after the Python tests, and the per-issue benchmarks that
+# `make bench-issues` runs; fragments in mk/ append to both. `make bench` is mk/perf.mk's.
 TEST_SUITES :=
 BENCHES := bench-rpc bench-capture
 
@@ -36,4 +36,7 @@ include $(wildcard mk/*.mk)
 # Defined after the fragments so that their suites are in TEST_SUITES and BENCHES.
 test: lint test-py $(TEST_SUITES)
 
-bench: $(BENCHES)
+bench: bench-deps
+	$(PY) -m benchmarks.perf $(BENCH_ARGS)
+
+bench-issues: $(BENCHES)

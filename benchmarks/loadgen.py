@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 NS_PER_MS = 1_000_000
-PING_PREFIX = b'{"jsonrpc":"2.0","method":"ping","id":'
 TOKEN_ENV = "CAMSVC_BENCH_TOKEN"
 
 
@@ -84,6 +83,8 @@ class RunResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     latency: Latency | None = None
     send_lag: Latency | None = None  # open loop: actual send - scheduled send
     connect: Latency | None = None  # connect + handshake + authenticate
+    handshake: Latency | None = None  # connect: TCP connect + WebSocket handshake only
+    auth: Latency | None = None  # connect: the `authenticate` call only
     gen_cpu_pct: float = 0.0  # this process, user + system, % of one core
     server_cpu_pct: float | None = None  # the server process, % of one core
     other_cpu_pct: float | None = None  # every other process on the machine, % of one core
@@ -138,10 +139,23 @@ def request_frame(payload: bytes, opcode: int = 1) -> bytes:
     return _frame_header(opcode, len(payload)) + payload
 
 
+#: The request every pipelined send carries, up to its id (`--method`, `--params`).
+_prefix = b'{"jsonrpc":"2.0","method":"ping","id":'
+
+
+def set_request(method: str, params: str | None = None) -> None:
+    """Pipelined sends carry `method` (with `params`, a JSON object) from now on. Only
+    methods answered in order (camsvc's synchronous ones) keep the FIFO reply matching true."""
+    global _prefix
+    head = {"jsonrpc": "2.0", "method": method}
+    if params:
+        head["params"] = msgspec.json.decode(params)
+    _prefix = msgspec.json.encode(head)[:-1] + b',"id":'
+
+
 def ping_frame(request_id: int) -> bytes:
-    """The frame of `{"jsonrpc":"2.0","method":"ping","id":<request_id>}`."""
-    payload = PING_PREFIX + str(request_id).encode() + b"}"
-    return bytes((0x81, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+    """The frame of the pipelined request (`ping` by default) with id `request_id`."""
+    return request_frame(_prefix + str(request_id).encode() + b"}")
 
 
 class _Stats:
@@ -235,7 +249,9 @@ class WsConn(asyncio.Protocol):
             if opcode == 1 or opcode == 0:
                 if self.pipelining:
                     replies += 1
-                    if buf.find(b'"error"', pos + hl, end) >= 0:
+                    # An error response has no `result` member (a result may well
+                    # hold an "error" field: get_camera_status does).
+                    if buf.find(b'"result":', pos + hl, end) < 0:
                         errors += 1
                 elif self._reply is not None and not self._reply.done():
                     self._reply.set_result(bytes(buf[pos + hl : end]))
@@ -336,15 +352,23 @@ def auth_payload(token: str) -> bytes:
     )
 
 
+class Timing(msgspec.Struct, array_like=True):
+    """How long one connection took to open (ns): handshake, then the whole with `authenticate`."""
+
+    handshake: int
+    total: int
+
+
 async def connect(
     host: str, port: int, path: str, token: str | None, stats: _Stats, window: int = 1
-) -> tuple[WsConn, int]:
-    """Open, upgrade and (with a token) authenticate one connection; return it and the ns taken."""
+) -> tuple[WsConn, Timing]:
+    """Open, upgrade and (with a token) authenticate one connection; return it and its timing."""
     loop = asyncio.get_running_loop()
     t0 = time.perf_counter_ns()
     _, conn = await loop.create_connection(lambda: WsConn(stats, window), host, port)
     try:
         await conn.handshake(host, port, path)
+        t_open = time.perf_counter_ns() - t0
         if token is not None:
             reply = await conn.call(auth_payload(token))
             if b'"error"' in reply or b'"result"' not in reply:
@@ -352,7 +376,7 @@ async def connect(
     except BaseException:
         conn.close()
         raise
-    return conn, time.perf_counter_ns() - t0
+    return conn, Timing(t_open, time.perf_counter_ns() - t0)
 
 
 async def connect_many(
@@ -364,11 +388,11 @@ async def connect_many(
     stats: _Stats,
     window: int = 1,
     parallel: int = 64,
-) -> tuple[list[WsConn], list[int]]:
+) -> tuple[list[WsConn], list[Timing]]:
     """Open `n` authenticated connections, at most `parallel` handshakes at a time."""
     sem = asyncio.Semaphore(parallel)
 
-    async def one() -> tuple[WsConn, int]:
+    async def one() -> tuple[WsConn, Timing]:
         async with sem:
             return await asyncio.wait_for(connect(host, port, path, token, stats, window), 30)
 
@@ -527,7 +551,7 @@ async def run_open(args: argparse.Namespace, token: str | None) -> RunResult:
 async def run_connect(args: argparse.Namespace, token: str | None) -> RunResult:
     """Connect + handshake + authenticate, `connections` times, in waves of `parallel`."""
     stats = _Stats()
-    samples: list[int] = []
+    samples: list[Timing] = []
     probe = _Probe(args.server_pid)
     probe.start()
     remaining = args.connections
@@ -545,7 +569,9 @@ async def run_connect(args: argparse.Namespace, token: str | None) -> RunResult:
     )
     elapsed = probe.stop(result)
     result.duration_s = round(elapsed, 3)
-    result.connect = latency_summary(samples)
+    result.connect = latency_summary([t.total for t in samples])
+    result.handshake = latency_summary([t.handshake for t in samples])
+    result.auth = latency_summary([t.total - t.handshake for t in samples])
     result.requests = len(samples)
     result.rps = round(len(samples) / elapsed, 1)
     return result
@@ -577,7 +603,7 @@ async def run_idle(args: argparse.Namespace, token: str | None) -> RunResult:
         await _drain(stats, 10)
     finally:
         _close_all(conns)
-    result.connect = latency_summary(times)
+    result.connect = latency_summary([t.total for t in times])
     result.requests = stats.count
     result.errors = stats.errors + (len(conns) - stats.count)
     result.latency = latency_summary(stats.latencies)
@@ -616,6 +642,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=0.5, help="seconds before measuring")
     p.add_argument("--server-pid", type=int, default=0, help="sample this process's CPU/RSS")
     p.add_argument("--no-auth", action="store_true", help="skip authenticate")
+    p.add_argument("--method", default="ping", help="closed/open: the request (a sync method)")
+    p.add_argument("--params", default=None, help="closed/open: its params, a JSON object")
     return p.parse_args(argv)
 
 
@@ -630,6 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_auth and not token:
         print(f"loadgen: set {TOKEN_ENV} or pass --no-auth", file=sys.stderr)
         return 2
+    set_request(args.method, args.params)
     gc.freeze()
     result = asyncio.run(SCENARIOS[args.scenario](args, token))  # type: ignore[arg-type]
     sys.stdout.buffer.write(msgspec.json.encode(result) + b"\n")

@@ -27,6 +27,7 @@ import base64
 import contextlib
 import errno
 import functools
+import heapq
 import http.client
 import math
 import os
@@ -54,9 +55,11 @@ __all__ = [
     "Engine",
     "LoadRun",
     "Machine",
+    "OpRun",
     "ProcUsage",
     "Server",
     "Stats",
+    "Step",
     "WsSocket",
     "apply_nice",
     "git_commit",
@@ -88,6 +91,7 @@ class Stats(msgspec.Struct, kw_only=True):
     p99_ms: float
     max_ms: float
     mean_ms: float
+    p95_ms: float = math.nan
 
 
 class ProcUsage(msgspec.Struct, kw_only=True):
@@ -116,6 +120,25 @@ class LoadRun(msgspec.Struct, kw_only=True):
     per_connection: list[int] = msgspec.field(default_factory=list)  # replies in the interval
 
 
+class OpRun(msgspec.Struct, kw_only=True):
+    """One kind of request of a scripted run (`Engine.scripted`)."""
+
+    label: str
+    requests: int
+    errors: int
+    latency: Stats | None
+    error_samples: list[str] = msgspec.field(default_factory=list)
+
+
+class Step(msgspec.Struct, frozen=True):
+    """What a connection of a scripted run sends next: a request, not before `at`."""
+
+    label: str  # what the latency is filed under (usually the method)
+    method: str
+    params: Any
+    at: float = 0.0  # time.monotonic(); 0: at once
+
+
 class Check(msgspec.Struct, kw_only=True):
     """One figure of an issue: target, measured value, verdict."""
 
@@ -140,7 +163,7 @@ class Machine(msgspec.Struct, kw_only=True):
 
 
 def stats_ms(samples_ns: Sequence[int]) -> Stats | None:
-    """Nearest-rank p50/p99/max/mean of nanosecond samples, in ms (None when empty)."""
+    """Nearest-rank p50/p95/p99/max/mean of nanosecond samples, in ms (None when empty)."""
     if not samples_ns:
         return None
     data = sorted(samples_ns)
@@ -152,6 +175,7 @@ def stats_ms(samples_ns: Sequence[int]) -> Stats | None:
     return Stats(
         count=n,
         p50_ms=pct(50),
+        p95_ms=pct(95),
         p99_ms=pct(99),
         max_ms=round(data[-1] / NS_PER_MS, 3),
         mean_ms=round(sum(data) / n / NS_PER_MS, 3),
@@ -291,6 +315,7 @@ class WsSocket:
         self.payload: Callable[[int], bytes] | None = None  # request factory, for the Engine
         self.backlog: deque[bytes] = deque()  # notifications met by call()
         self.done = 0  # replies counted by the Engine in its measured interval
+        self.step: Any = None  # Engine.scripted: the request waiting for its time
 
     @classmethod
     def open(cls, port: int, path: str = "/ws", timeout: float = 10.0) -> WsSocket:
@@ -636,6 +661,94 @@ class Engine:
             per_connection=[ws.done for ws in self.conns],
         )
 
+    def scripted(
+        self,
+        script: Callable[[WsSocket], Step],
+        seconds: float,
+        warmup_s: float = 1.0,
+        tick: Callable[[], None] | None = None,
+        tick_s: float = 1.0,
+    ) -> tuple[list[OpRun], float]:
+        """Each connection sends `script(ws)`'s request when it is due and asks for its next
+        one when the reply comes (one request in flight per connection). Latency counts
+        from the due time, so a late send counts against the server. Measured for `seconds`
+        after `warmup_s`; `tick` is called every `tick_s` meanwhile (samplers). Returns the
+        figures per label and the measured interval's length."""
+        due: list[tuple[float, int]] = []  # (time, fd) of requests waiting for their time
+        pending: dict[int, tuple[int, str]] = {}  # fd -> (due ns, label) of the one in flight
+        lat: dict[str, list[int]] = {}
+        errs: dict[str, list[str]] = {}
+
+        def advance(ws: WsSocket) -> None:
+            step = script(ws)
+            now = time.monotonic()
+            if step.at > now:
+                heapq.heappush(due, (step.at, ws.fileno()))
+                ws.step = step
+                return
+            send(ws, step, time.monotonic_ns())
+
+        def send(ws: WsSocket, step: Step, due_ns: int) -> None:
+            rid = ws.next_id
+            ws.next_id += 1
+            pending[ws.fileno()] = (due_ns, step.label)
+            ws.out += _frame(request(step.method, step.params, rid))
+            ws.flush()
+
+        for ws in self.conns:
+            ws.sent.clear()
+            advance(ws)
+        start = time.monotonic()
+        t_rec = start + warmup_s
+        end = t_rec + seconds
+        next_tick = t_rec
+        recording = False
+        while (now_s := time.monotonic()) < end:
+            if not recording and now_s >= t_rec:
+                recording = True
+            if tick is not None and recording and now_s >= next_tick:
+                tick()
+                next_tick += tick_s
+            while due and due[0][0] <= now_s:
+                at, fd = heapq.heappop(due)
+                ws = self.by_fd[fd]
+                send(ws, ws.step, int(at * 1e9))  # the same clock as monotonic_ns
+            wait = min(0.05, end - now_s, (due[0][0] - now_s) if due else 0.05)
+            events = self.ep.poll(max(0.0, wait))
+            now = time.monotonic_ns()
+            for fd, _ in events:
+                ws = self.by_fd[fd]
+                for raw in self._read(ws):
+                    msg = _reply_decoder.decode(raw)
+                    if msg.id is None or msg.method is not None or fd not in pending:
+                        continue  # a notification
+                    due_ns, label = pending.pop(fd)
+                    if recording and due_ns >= int(t_rec * 1e9):
+                        lat.setdefault(label, []).append(now - due_ns)
+                        if msg.error:
+                            errs.setdefault(label, []).append(bytes(msg.error).decode()[:300])
+                    advance(ws)
+        elapsed = time.monotonic() - t_rec
+        # Let the requests in flight finish so that the sockets start the next run clean.
+        stop = time.monotonic() + 30
+        while pending and time.monotonic() < stop:
+            for fd, _ in self.ep.poll(0.1):
+                for raw in self._read(self.by_fd[fd]):
+                    msg = _reply_decoder.decode(raw)
+                    if msg.id is not None and msg.method is None:
+                        pending.pop(fd, None)
+        runs = [
+            OpRun(
+                label=label,
+                requests=len(samples),
+                errors=len(errs.get(label, [])),
+                latency=stats_ms(samples),
+                error_samples=errs.get(label, [])[:3],
+            )
+            for label, samples in sorted(lat.items())
+        ]
+        return runs, elapsed
+
     @staticmethod
     def _send(ws: WsSocket, make: Callable[[WsSocket, int], bytes]) -> None:
         rid = ws.next_id
@@ -795,11 +908,11 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
-    def token(self, user: str = "bench", ttl_s: float = 3600) -> str:
-        """An operator JWT for this server."""
+    def token(self, user: str = "bench", ttl_s: float = 3600, admin: bool = False) -> str:
+        """An operator (or admin) JWT for this server."""
         from camsvc.auth import Role, mint_token
 
-        return mint_token(self.SECRET, user, Role.OPERATOR, ttl_s)
+        return mint_token(self.SECRET, user, Role.ADMIN if admin else Role.OPERATOR, ttl_s)
 
     def start(self, limit_s: float = 120.0) -> float:
         """Start the server and wait for `/health/ready`; returns the seconds it took."""

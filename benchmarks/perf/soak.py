@@ -1,0 +1,135 @@
+"""`make bench-soak`: 30 minutes of steady load on a service that streams and records, its
+memory sampled throughout (the issue's mark: under 5 % growth after the warm-up).
+
+Four cameras stream (H.264 through the MediaMTX stand-in), camera0 records, and 100 clients
+each send 5 mixed requests a second (500/s in all). No faults are injected here: the fault
+soak (unplugs, MediaMTX restarts) is `make test-long-soak` (tests/reliability/test_soak.py).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from benchmarks.perf.model import Row, Scenario
+from benchmarks.perf.scenarios import CAMERAS, Context, _op_row, say
+from benchmarks.perf.usage import UsageSampler
+from benchmarks.wsclient import Engine, Step, WsSocket, open_clients, wait_quiet
+
+__all__ = ["soak"]
+
+CLIENTS = 100
+PERIOD_S = 0.2  # each client: 5 requests a second
+MAX_GROWTH = 0.05
+SAMPLE_S = 5.0
+#: The requests, in turn per client (the snapshot one in 20: about 25 a second in all).
+MIX: list[tuple[str, bool]] = [
+    ("ping", False),
+    ("get_camera_list", False),
+    ("get_camera_status", True),
+    ("list_recordings", False),
+    ("get_stream_url", True),
+    ("get_streams", False),
+    ("get_camera_status", True),
+    ("list_snapshots", False),
+    ("get_storage_info", False),
+    ("get_camera_list", False),
+    ("ping", False),
+    ("get_camera_status", True),
+    ("get_stream_url", True),
+    ("list_recordings", False),
+    ("get_status", False),
+    ("get_camera_list", False),
+    ("get_metrics", False),
+    ("get_camera_status", True),
+    ("ping", False),
+    ("take_snapshot", True),
+]
+
+
+def _script(conns: list[WsSocket]) -> Any:
+    state = {
+        ws.fileno(): (k, time.monotonic() + PERIOD_S * k / len(conns)) for k, ws in enumerate(conns)
+    }
+
+    def script(ws: WsSocket) -> Step:
+        turn, due = state[ws.fileno()]
+        state[ws.fileno()] = (turn + 1, max(due + PERIOD_S, time.monotonic()))
+        method, on_device = MIX[turn % len(MIX)]
+        params: Any = {"device": f"camera{turn % CAMERAS}"} if on_device else None
+        if method.startswith("list_"):
+            params = {"limit": 20}
+        return Step("mixed", method, params, due)
+
+    return script
+
+
+def soak(ctx: Context) -> Scenario:
+    """The steady soak; its length is `--soak-seconds` (1800)."""
+    t_begin = time.monotonic()
+    total = ctx.args.soak_seconds
+    warm = min(120.0, total / 4)
+    with ctx.rig() as r:
+        control = open_clients(1, r.server.port, r.server.token(ttl_s=86400))[0]
+        for i in range(CAMERAS):
+            control.call("start_streaming", {"device": f"camera{i}"}, timeout=60)
+        control.call("start_recording", {"device": "camera0"}, timeout=60)
+        # Admin: get_storage_info, get_status and get_metrics are admin methods.
+        conns = open_clients(CLIENTS, r.server.port, r.server.token(ttl_s=86400, admin=True))
+        wait_quiet(5.0)
+        say(
+            f"{CLIENTS} clients at {1 / PERIOD_S:g} requests/s each, {CAMERAS} cameras "
+            f"streaming, camera0 recording, {total:.0f} s (warm-up {warm:.0f} s)"
+        )
+        sampler = UsageSampler(r.server.pid)
+        t0 = time.monotonic()
+
+        def tick() -> None:
+            s = sampler.sample()
+            if len(sampler.samples) % 12 == 0:
+                say(f"  {s.t - t0:5.0f} s: RSS {s.rss_mb} MiB, {s.fds} fds")
+
+        engine = Engine(conns)
+        try:
+            ops, elapsed = engine.scripted(
+                _script(conns), total, warmup_s=0.0, tick=tick, tick_s=SAMPLE_S
+            )
+        finally:
+            engine.close()
+        streams = control.call("get_streams")
+        for ws in [*conns, control]:
+            ws.close()
+    op = ops[0]
+    series = [[s.t - t0, s.rss_mb] for s in sampler.samples]
+    after = [rss for t, rss in series if t >= warm]
+    first = statistics.median(after[:6]) if after else float("nan")  # the first 30 s
+    last = statistics.median(after[-6:]) if after else float("nan")  # the last 30 s
+    growth = (last - first) / first if first else float("nan")
+    say(f"  RSS after warm-up {first:.1f} → end {last:.1f} MiB ({100 * growth:+.1f} %)")
+    rows = [
+        _op_row(op, elapsed, sampler.usage(), name=f"Mixed requests, {CLIENTS} clients"),
+        Row(
+            name="RSS growth after the warm-up",
+            goal="< 5 %",
+            value=round(100 * growth, 2),
+            unit="%",
+            rss_mb=last,
+            ok=growth < MAX_GROWTH and op.errors == 0,
+            note=f"{first:.1f} → {last:.1f} MiB, medians of the first and last 30 s after "
+            f"{warm:.0f} s; peak {max(rss for _, rss in series):.1f} MiB",
+        ),
+    ]
+    notes = [
+        f"{len(streams) if isinstance(streams, list) else CAMERAS} streams and one recording "
+        "held for the whole run; requests in turn: " + ", ".join(m for m, _ in MIX) + ".",
+        "No faults here; the fault soak is `make test-long-soak` (docs/reliability.md).",
+    ]
+    return Scenario(
+        name="soak",
+        title=f"Soak: {total / 60:.0f} minutes of steady load",
+        rows=rows,
+        wall_s=time.monotonic() - t_begin,
+        notes=notes,
+        series={"soak": series},
+    )
