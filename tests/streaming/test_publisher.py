@@ -102,20 +102,6 @@ def test_torn_mjpeg_frame_is_a_bad_frame() -> None:
     assert out and key
 
 
-@pytest.mark.parametrize("fourcc", ["MJPG", "YUYV"])
-def test_one_converter_per_encoder(fourcc: str) -> None:
-    """Frames not in yuv420p are converted by one scaler for the encoder's life, not a new
-    one per frame (allocation churn that fragmented the heap in the soak)."""
-    fmt, make = FRAMES[fourcc]
-    encoder = H264Encoder(fmt)
-    encoder.encode(make(60), 0, keyframe=False)
-    converter = encoder._codec.reformatter
-    assert converter is not None
-    for i in range(1, 4):
-        encoder.encode(make(60 + i), i * 67, keyframe=False)
-        assert encoder._codec.reformatter is converter
-
-
 def test_unsupported_format() -> None:
     with pytest.raises(ValueError, match="RGB3"):
         H264Encoder(_fmt("RGB3"))
