@@ -6,9 +6,9 @@ memory, mostly in a few 6 MiB blocks. glibc serves blocks above its mmap thresho
 that is freed: once one encoder has closed, the next ones are carved from the malloc arenas
 of whichever threads open and feed them, and memory freed inside an arena stays resident.
 Every unplug or MediaMTX restart (encoders closed and reopened) left the service larger: the
-240 s soak grew +12 % after its warm-up, the 30-minute one +43 %; pinned, +2.8 %
-(docs/reliability.md, Soak). `pin_mmap_threshold` keeps the threshold at glibc's default for
-good; `trim` gives back the pages of what an encoder freed below it.
+240 s soak grew +10 % to +26 % after its warm-up, the 30-minute one +43 %; pinned, +3 % to
++8 % (docs/reliability.md, Soak, says what remains). `pin_mmap_threshold` keeps the threshold
+at glibc's default for good; `trim` gives back the pages of what an encoder freed below it.
 
 Cost: a block of 128 KiB or more allocated per frame is mapped afresh each time, e.g. the
 3 MiB yuv420p picture a 1080p MJPEG frame is converted to: ~770 page faults, ~1.6 ms of CPU
