@@ -6,13 +6,16 @@ memory, mostly in a few 6 MiB blocks. glibc serves blocks above its mmap thresho
 that is freed: once one encoder has closed, the next ones are carved from the malloc arenas
 of whichever threads open and feed them, and memory freed inside an arena stays resident.
 Every unplug or MediaMTX restart (encoders closed and reopened) left the service larger: the
-240 s soak grew +10 % to +26 % after its warm-up, the 30-minute one +43 %; pinned, +3 % to
-+8 % (docs/reliability.md, Soak, says what remains). `pin_mmap_threshold` keeps the threshold
-at glibc's default for good; `trim` gives back the pages of what an encoder freed below it.
+240 s soak grew +10 % to +26 % after its warm-up, the 30-minute one +43 %.
+`pin_mmap_threshold` fixes the threshold for good (docs/reliability.md, Soak, has the runs);
+`trim` gives back the pages freed inside the arenas.
 
-Cost: a block of 128 KiB or more allocated per frame is mapped afresh each time, e.g. the
-3 MiB yuv420p picture a 1080p MJPEG frame is converted to: ~770 page faults, ~1.6 ms of CPU
-per frame (about 60,000 faults a second in the soak's 4 cameras).
+Why 4 MiB and not glibc's initial 128 KiB: every block at or above the threshold is mapped
+afresh when allocated, and a frame's pictures are allocated per frame (the 3 MiB yuv420p
+picture of a 1080p MJPEG frame: at 128 KiB, ~770 page faults and ~1.6 ms of CPU per frame,
+60,000 faults a second with 4 cameras). Under 4 MiB they are reused from the arena instead;
+what the encoders' threads free there is handed back by `trim`, which the publishers call
+after an encoder closes and every minute while any runs.
 
 Must not: matter for correctness (without glibc both do nothing), or run `trim` on the event
 loop (it walks and locks every arena: call it from a worker thread).
@@ -26,8 +29,9 @@ from typing import Final
 
 __all__ = ["MMAP_THRESHOLD", "pin_mmap_threshold", "trim"]
 
-#: glibc's own initial threshold; setting it explicitly turns the dynamic raise off.
-MMAP_THRESHOLD: Final = 128 * 1024
+#: Above a 1080p frame's pictures, below an encoder's large blocks; setting it explicitly
+#: turns glibc's dynamic raise off.
+MMAP_THRESHOLD: Final = 4 * 1024 * 1024
 _M_MMAP_THRESHOLD: Final = -3  # mallopt's parameter number (malloc.h)
 
 

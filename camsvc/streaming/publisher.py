@@ -20,7 +20,6 @@ process at the cost of a copy of the compressed stream. See docs/mediamtx.md.
 from __future__ import annotations
 
 import functools
-import math
 import signal
 import subprocess
 import time
@@ -59,6 +58,8 @@ BACKOFF_FIRST_S: Final = 0.5
 BACKOFF_MAX_S: Final = 10.0
 # A run that lasted this long resets the backoff.
 HEALTHY_RUN_S: Final = 10.0
+# How often the heap is trimmed while any publisher runs (camsvc/heap.py).
+TRIM_PERIOD_S: Final = 60.0
 # How long to wait for the pump's first frame before the attempt counts as failed.
 FIRST_FRAME_TIMEOUT_S: Final = 5.0
 # No frame newer than the last one fed for this long: the pump may have restarted its stream.
@@ -453,7 +454,12 @@ class Publishers:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
-            await trio.sleep(math.inf)
+            while True:
+                await trio.sleep(TRIM_PERIOD_S)
+                if self._running:
+                    # The frames' pictures the encoders' threads free stay resident in those
+                    # threads' malloc arenas until trimmed (camsvc/heap.py).
+                    await trio.to_thread.run_sync(heap.trim)
 
     def get(self, device_id: str) -> Publisher | None:
         """The running publisher of a camera, or None."""

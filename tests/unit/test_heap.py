@@ -65,9 +65,9 @@ libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 if sys.argv[1] == "pinned":
     assert heap.pin_mmap_threshold()
-libc.free(libc.malloc(8 << 20))  # an encoder's block going: glibc raises its threshold to it
+libc.free(libc.malloc(16 << 20))  # an encoder's block going: glibc raises its threshold to it
 before = libc.mallinfo2().hblks
-block = libc.malloc(2 << 20)  # the next encoder's block
+block = libc.malloc(6 << 20)  # the next encoder's block
 print(libc.mallinfo2().hblks - before)
 libc.free(block)
 """
@@ -75,7 +75,7 @@ libc.free(block)
 
 @pytest.mark.parametrize(("mode", "mmapped"), [("default", 0), ("pinned", 1)])
 def test_pinned_threshold_keeps_large_blocks_mmapped(mode: str, mmapped: int) -> None:
-    """By default a freed 8 MiB block sends the next 2 MiB one into an arena (where freed
+    """By default a freed 16 MiB block sends the next 6 MiB one into an arena (where freed
     memory stays resident); pinned, it still gets its own mmap (unmapped when freed)."""
     done = subprocess.run(
         [sys.executable, "-c", _AFTER_A_LARGE_FREE, mode],
