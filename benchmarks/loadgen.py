@@ -158,6 +158,13 @@ def ping_frame(request_id: int) -> bytes:
     return request_frame(_prefix + str(request_id).encode() + b"}")
 
 
+class _Envelope(msgspec.Struct):
+    method: str | None = None  # set on notifications only
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+
+
 class _Stats:
     """Counters shared by every connection of one run (the event loop is single-threaded)."""
 
@@ -254,7 +261,11 @@ class WsConn(asyncio.Protocol):
                     if buf.find(b'"result":', pos + hl, end) < 0:
                         errors += 1
                 elif self._reply is not None and not self._reply.done():
-                    self._reply.set_result(bytes(buf[pos + hl : end]))
+                    message = bytes(buf[pos + hl : end])
+                    # A notification may come before the reply (API.md §9: a response may
+                    # overtake notifications, and the other way round).
+                    if _envelope.decode(message).method is None:
+                        self._reply.set_result(message)
             elif opcode == 9 and self.transport is not None:
                 self.transport.write(request_frame(bytes(buf[pos + hl : end]), 0xA))
             elif opcode == 8:
@@ -330,7 +341,7 @@ class WsConn(asyncio.Protocol):
         await self._handshake
 
     async def call(self, payload: bytes) -> bytes:
-        """Send one text message and wait for the next text message."""
+        """Send one request and wait for the next response (notifications are skipped)."""
         assert self.transport is not None
         self._reply = asyncio.get_running_loop().create_future()
         self.transport.write(request_frame(payload))
