@@ -1,14 +1,14 @@
 # mk/perf.mk: the performance specification's scenarios (issue 10), benchmarks/perf/.
 #
-#   make bench               every scenario below but the soak (about 15 min), one report
-#   make bench-<scenario>    one of them: baseline throughput connections memory snapshots
+#   make bench               every scenario below but the soak (about 7 min), one report
+#   make bench-<scenario>    one of them: baseline throughput connections memory snapshot-rate
 #                            cpu camera-ops recordings
 #   make bench-soak          30 minutes of steady load, memory sampled (SOAK_SECONDS)
 #   make bench-issues        the per-issue benchmarks (bench-rpc, bench-capture, ...)
 #
 # BENCH_ARGS passes options through, e.g. `make bench BENCH_ARGS=--quick`.
 
-PERF_SCENARIOS := baseline throughput connections memory snapshots cpu camera-ops recordings
+PERF_SCENARIOS := baseline throughput connections memory snapshot-rate cpu camera-ops recordings
 BENCH_ARGS ?=
 SOAK_SECONDS ?= 1800
 

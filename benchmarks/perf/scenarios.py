@@ -698,7 +698,7 @@ def snapshots(ctx: Context) -> Scenario:
         "count every refusal (a busy camera included).",
     ]
     return Scenario(
-        name="snapshots",
+        name="snapshot-rate",
         title="High-frequency snapshots",
         rows=rows,
         wall_s=time.monotonic() - t_begin,
@@ -834,7 +834,7 @@ SCENARIOS: dict[str, Callable[[Context], Scenario]] = {
     "throughput": throughput,
     "connections": connections,
     "memory": memory,
-    "snapshots": snapshots,
+    "snapshot-rate": snapshots,
     "cpu": cpu,
     "camera-ops": camera_ops,
     "recordings": recordings,
