@@ -29,6 +29,7 @@ def plot(report: Report, out: Path) -> list[Path]:
         ax.axhline(100, color="grey", linestyle="--", linewidth=1, label="100 ms")
         ax.set(
             xscale="log",
+            yscale="log",
             xlabel="connections, one get_camera_status a second each",
             ylabel="latency (ms)",
             title=f"Latency against load\n{stamp}",

@@ -75,6 +75,9 @@ def soak(ctx: Context) -> Scenario:
         for i in range(CAMERAS):
             control.call("start_streaming", {"device": f"camera{i}"}, timeout=60)
         control.call("start_recording", {"device": "camera0"}, timeout=60)
+        # Closed while the load runs: an idle socket here answers no keepalive ping, and the
+        # service rightly drops it (that lost the first 30-minute run's report).
+        control.close()
         # Admin: get_storage_info, get_status and get_metrics are admin methods.
         conns = open_clients(CLIENTS, r.server.port, r.server.token(ttl_s=86400, admin=True))
         wait_quiet(5.0)
@@ -97,6 +100,7 @@ def soak(ctx: Context) -> Scenario:
             )
         finally:
             engine.close()
+        control = open_clients(1, r.server.port, r.server.token())[0]
         streams = control.call("get_streams")
         for ws in [*conns, control]:
             ws.close()
