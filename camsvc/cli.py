@@ -75,7 +75,6 @@ def _load(args: argparse.Namespace) -> Config:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
-    from camsvc import heap
     from camsvc.app import App
     from camsvc.emulator.demo import DEMO_DIR_ENV, demo_environment, remove_demo_dir
 
@@ -114,7 +113,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log.warning("weak_jwt_secret", message="the JWT secret is shorter than 32 bytes")
     old, new = raise_nofile_limit()
     log.info("nofile_limit", soft_before=old, soft=new, hard=new)
-    heap.pin_mmap_threshold()  # the encoders' memory goes back when freed (camsvc/heap.py)
     try:
         app = App(config, demo=bool(demo_dir))
         tune_gc()

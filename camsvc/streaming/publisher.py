@@ -20,12 +20,12 @@ process at the cost of a copy of the compressed stream. See docs/mediamtx.md.
 from __future__ import annotations
 
 import functools
+import math
 import signal
 import subprocess
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Final, Literal
 
@@ -34,7 +34,6 @@ import structlog
 import trio
 from av.video.frame import PictureType
 
-from camsvc import heap
 from camsvc.cameras.supervisor import CameraSupervisor
 from camsvc.capture import CaptureError, Format
 from camsvc.streaming.processes import end_process_group
@@ -58,8 +57,6 @@ BACKOFF_FIRST_S: Final = 0.5
 BACKOFF_MAX_S: Final = 10.0
 # A run that lasted this long resets the backoff.
 HEALTHY_RUN_S: Final = 10.0
-# How often the heap is trimmed while any publisher runs (camsvc/heap.py).
-TRIM_PERIOD_S: Final = 60.0
 # How long to wait for the pump's first frame before the attempt counts as failed.
 FIRST_FRAME_TIMEOUT_S: Final = 5.0
 # No frame newer than the last one fed for this long: the pump may have restarted its stream.
@@ -131,9 +128,7 @@ class H264Encoder:
         if fmt.fourcc != "MJPG" and fmt.fourcc not in _RAW_PIX_FMT:
             raise ValueError(f"no encoder input for pixel format {fmt.fourcc}")
         self.fmt = fmt
-        self._mjpeg: av.CodecContext | None = None
-        if fmt.fourcc == "MJPG":
-            self._mjpeg = av.CodecContext.create("mjpeg", "r")
+        self._mjpeg = av.CodecContext.create("mjpeg", "r") if fmt.fourcc == "MJPG" else None
         rate = Fraction(fmt.fps or 30.0).limit_denominator(1001)
         codec = av.CodecContext.create("libx264", "w")
         codec.width, codec.height, codec.pix_fmt = fmt.width, fmt.height, "yuv420p"
@@ -144,19 +139,11 @@ class H264Encoder:
         # forced-idr: a forced key frame is an IDR (a recorder can start a segment on it).
         codec.options = {"preset": preset, "tune": tune, "forced-idr": "1", "sc_threshold": "0"}
         codec.open()
-        self._codec: av.CodecContext | None = codec
+        self._codec = codec
         self._last_pts = -1
-
-    def close(self) -> None:
-        """Free the codec contexts now, not whenever the last reference to this object goes
-        (a traceback may hold one): the caller trims the heap right after (`heap.trim`)."""
-        self._codec = self._mjpeg = None
 
     def encode(self, data: bytes, pts_ms: int, *, keyframe: bool) -> tuple[bytes, bool]:
         """One frame's H.264 bytes (may be empty) and whether they hold a key frame."""
-        codec = self._codec
-        if codec is None:
-            raise ValueError("the encoder is closed")
         picture = self._picture(data)
         if picture.format.name != "yuv420p":
             picture = picture.reformat(format="yuv420p")
@@ -165,16 +152,15 @@ class H264Encoder:
         picture.pict_type = PictureType.I if keyframe else PictureType.NONE
         out = b""
         key = False
-        for packet in codec.encode(picture):
+        for packet in self._codec.encode(picture):
             out += bytes(packet) + _AUD
             key = key or packet.is_keyframe
         return out, key
 
     def _picture(self, data: bytes) -> av.VideoFrame:
         fmt = self.fmt
-        if fmt.fourcc != "MJPG":
+        if self._mjpeg is None:
             return _raw_picture(data, fmt)
-        assert self._mjpeg is not None  # open: encode checked
         try:
             frames = self._mjpeg.decode(av.Packet(data))
         except av.FFmpegError as exc:
@@ -279,65 +265,51 @@ class Publisher:
             fmt = sup.format
             if fmt is None or sup.camera is None:
                 raise EncoderFailed("no frame from the camera")
-            async with self._encoder(fmt) as encoder:
-                proc = await trio.lowlevel.open_process(
-                    relay_argv(self.rtsp_url, ffmpeg=self.ffmpeg),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                )
-                self.pid = proc.pid
-                self.started_at = time.monotonic()
-                self.state = "RUNNING"
-                log.info(
-                    "publisher_started",
-                    device=self.device_id,
-                    pid=proc.pid,
-                    format=fmt.fourcc,
-                    width=fmt.width,
-                    height=fmt.height,
-                )
-                tail: deque[str] = deque(maxlen=STDERR_LINES)
-                failure: list[str] = []
-                try:
-                    async with trio.open_nursery() as nursery:
+            try:
+                encoder = await trio.to_thread.run_sync(self._open_encoder, fmt)
+            except (av.FFmpegError, ValueError) as exc:
+                raise EncoderFailed(f"encoder did not open: {exc}") from exc
+            proc = await trio.lowlevel.open_process(
+                relay_argv(self.rtsp_url, ffmpeg=self.ffmpeg),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+            self.pid = proc.pid
+            self.started_at = time.monotonic()
+            self.state = "RUNNING"
+            log.info(
+                "publisher_started",
+                device=self.device_id,
+                pid=proc.pid,
+                format=fmt.fourcc,
+                width=fmt.width,
+                height=fmt.height,
+            )
+            tail: deque[str] = deque(maxlen=STDERR_LINES)
+            failure: list[str] = []
+            try:
+                async with trio.open_nursery() as nursery:
 
-                        async def feed() -> None:
-                            try:
-                                await self._feed(proc, sup, encoder, first.sequence - 1)
-                            except (EncoderFailed, CaptureError) as exc:
-                                failure.append(str(exc))
-                            nursery.cancel_scope.cancel()
-
-                        nursery.start_soon(self._read_stderr, proc, tail)
-                        nursery.start_soon(feed)
-                        await proc.wait()
-                        failure.append(f"relay exited with {proc.returncode}: {' | '.join(tail)}")
+                    async def feed() -> None:
+                        try:
+                            await self._feed(proc, sup, encoder, first.sequence - 1)
+                        except (EncoderFailed, CaptureError) as exc:
+                            failure.append(str(exc))
                         nursery.cancel_scope.cancel()
-                    raise EncoderFailed(failure[0][:500] if failure else "encoder stopped")
-                finally:
-                    self.pid = None
-                    self.started_at = None
-                    with trio.CancelScope(shield=True):
-                        await _kill(proc)
 
-    @asynccontextmanager
-    async def _encoder(self, fmt: Format) -> AsyncIterator[H264Encoder]:
-        """An encoder for `fmt`, closed on exit and its freed C memory handed back."""
-        try:
-            encoder = await trio.to_thread.run_sync(self._open_encoder, fmt)
-        except (av.FFmpegError, ValueError) as exc:
-            raise EncoderFailed(f"encoder did not open: {exc}") from exc
-        try:
-            yield encoder
-        finally:
-            # The blocks under the pinned mmap threshold (camsvc/heap.py), ~3 MiB of a 1080p
-            # encoder, sit in the arenas of whichever threads opened and fed it: hand their
-            # pages back now rather than leaving them resident until reused.
-            encoder.close()
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(heap.trim)
+                    nursery.start_soon(self._read_stderr, proc, tail)
+                    nursery.start_soon(feed)
+                    await proc.wait()
+                    failure.append(f"relay exited with {proc.returncode}: {' | '.join(tail)}")
+                    nursery.cancel_scope.cancel()
+                raise EncoderFailed(failure[0][:500] if failure else "encoder stopped")
+            finally:
+                self.pid = None
+                self.started_at = None
+                with trio.CancelScope(shield=True):
+                    await _kill(proc)
 
     def _open_encoder(self, fmt: Format) -> H264Encoder:
         return H264Encoder(fmt, preset=self.preset, tune=self.tune)
@@ -454,12 +426,7 @@ class Publishers:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
-            while True:
-                await trio.sleep(TRIM_PERIOD_S)
-                if self._running:
-                    # The frames' pictures the encoders' threads free stay resident in those
-                    # threads' malloc arenas until trimmed (camsvc/heap.py).
-                    await trio.to_thread.run_sync(heap.trim)
+            await trio.sleep(math.inf)
 
     def get(self, device_id: str) -> Publisher | None:
         """The running publisher of a camera, or None."""

@@ -6,7 +6,6 @@ from fractions import Fraction
 
 import av
 import pytest
-import trio
 
 from camsvc.capture import Format
 from camsvc.streaming import publisher
@@ -117,30 +116,3 @@ def test_relay_argv() -> None:
     assert argv[argv.index("-f", argv.index("-c:v")) + 1] == "rtsp"
     assert argv[-1] == "rtsp://127.0.0.1:8554/camera0"
     assert argv[argv.index("-rtsp_transport") + 1] == "tcp"
-
-
-async def test_heap_trimmed_every_period_while_a_publisher_runs(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """What the encoders' threads free stays resident in their arenas: trimmed every period
-    while any publisher runs, never while none does."""
-    trims: list[bool] = []
-    third = trio.Event()
-
-    def trim() -> bool:  # runs in a worker thread
-        trims.append(True)
-        if len(trims) == 3:
-            trio.from_thread.run_sync(third.set)
-        return True
-
-    monkeypatch.setattr(publisher.heap, "trim", trim)
-    monkeypatch.setattr(publisher, "TRIM_PERIOD_S", 0.01)
-    pubs = publisher.Publishers(lambda _d: None, lambda d: f"rtsp://127.0.0.1/{d}")
-    async with trio.open_nursery() as nursery:
-        await nursery.start(pubs.run)
-        await trio.sleep(0.2)  # 20 periods
-        assert trims == []  # nothing runs
-        pubs._running["camera0"] = object()  # type: ignore[assignment]
-        with trio.fail_after(10):
-            await third.wait()
-        nursery.cancel_scope.cancel()

@@ -298,39 +298,6 @@ async def test_encoder_killed_is_restarted(live) -> None:
     assert publisher.restarts == 1 and publisher.last_error  # exit or broken pipe, first wins
 
 
-async def test_one_encoder_per_stream_closed_when_it_ends(live, monkeypatch) -> None:
-    """Asking again for a live stream (the soak does every 3 s) opens no other encoder;
-    stop_streaming closes the one there is and hands its freed C heap back (heap.trim)."""
-    opened: list[publisher.H264Encoder] = []
-    closed: list[publisher.H264Encoder] = []
-    trims: list[bool] = []
-
-    class Counted(publisher.H264Encoder):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            opened.append(self)
-
-        def close(self) -> None:
-            closed.append(self)
-            super().close()
-
-    monkeypatch.setattr(publisher, "H264Encoder", Counted)
-    monkeypatch.setattr(publisher.heap, "trim", lambda: trims.append(True) or True)
-    svc, client, _ = await live()
-    await client.call("start_streaming", {"device": "camera0"})
-    pub = svc.app.publishers.get("camera0")
-    for _ in range(3):
-        await client.call("start_streaming", {"device": "camera0"})
-    assert svc.app.publishers.get("camera0") is pub
-    assert len(opened) == 1 and not closed and pub.restarts == 0
-    await client.call("stop_streaming", {"device": "camera0"})
-    with trio.fail_after(5):
-        await pub.stopped.wait()
-    assert closed == opened and trims == [True]
-    with pytest.raises(ValueError, match="closed"):
-        opened[0].encode(b"", 0, keyframe=False)
-
-
 async def test_encoder_error_restarts_the_publisher(live, monkeypatch) -> None:
     """An error from the PyAV encoder mid-stream ends that encoder and its relay; the
     publisher starts a new pair after its backoff and the stream is ready again."""
