@@ -660,22 +660,29 @@ def _closed(
     return ops[0], elapsed
 
 
+def _snapshot_loops(r: recording.Rig, clients: int, seconds: float) -> tuple[OpRun, float, Usage]:
+    """`clients` connections taking snapshots back to back, round-robin over the cameras."""
+    conns = open_clients(clients, r.server.port, r.server.token())
+    wait_quiet(5.0)
+    sampler = UsageSampler(r.server.pid)
+    try:
+        op, elapsed = _closed(
+            conns, "take_snapshot", lambda i: {"device": f"camera{i % CAMERAS}"}, seconds, sampler
+        )
+    finally:
+        for ws in conns:
+            ws.close()
+    return op, elapsed, sampler.usage()
+
+
 def snapshots(ctx: Context) -> Scenario:
     """High-frequency snapshots: one client per camera, back to back."""
     t_begin = time.monotonic()
     rows: list[Row] = []
     seconds = ctx.scale(20.0)
     with ctx.rig() as r:
-        conns = open_clients(CAMERAS, r.server.port, r.server.token())
-        wait_quiet(5.0)
         say(f"one client per camera ({CAMERAS}), take_snapshot back to back, {seconds:.0f} s")
-        sampler = UsageSampler(r.server.pid)
-        op, elapsed = _closed(
-            conns, "take_snapshot", lambda i: {"device": f"camera{i}"}, seconds, sampler
-        )
-        for ws in conns:
-            ws.close()
-        u = sampler.usage()
+        op, elapsed, u = _snapshot_loops(r, CAMERAS, seconds)
         per_min = op.requests / CAMERAS / elapsed * 60
         p99 = op.latency.p99_ms if op.latency else None
         say(f"  {per_min:,.0f} per minute per camera, p99 {p99} ms")
@@ -712,16 +719,8 @@ def cpu(ctx: Context) -> Scenario:
     rows: list[Row] = []
     seconds = ctx.scale(20.0)
     with ctx.rig() as r:
-        conns = open_clients(100, r.server.port, r.server.token())
-        wait_quiet(5.0)
         say(f"100 clients, take_snapshot back to back over {CAMERAS} cameras, {seconds:.0f} s")
-        sampler = UsageSampler(r.server.pid)
-        op, elapsed = _closed(
-            conns, "take_snapshot", lambda i: {"device": f"camera{i % CAMERAS}"}, seconds, sampler
-        )
-        for ws in conns:
-            ws.close()
-        u = sampler.usage()
+        op, elapsed, u = _snapshot_loops(r, 100, seconds)
         say(f"  {op.requests / elapsed:,.0f} snapshots/s, camsvc {u.cpu_pct} % CPU")
         rows.append(_op_row(op, elapsed, u, name="Take snapshot, 100 clients back to back"))
         rows += _resource_rows(u, "100 snapshot loops")
