@@ -29,6 +29,7 @@ from camsvc.config import RecordingConfig
 from camsvc.errors import CamsvcError, DependencyFailed, InvalidState, NotFound, Unsupported
 from camsvc.events import EventBus
 from camsvc.media.catalog import Catalog, FileRecord
+from camsvc.media.fmp4 import trim_incomplete_tail
 from camsvc.media.storage import StorageWatch
 from camsvc.streaming.mediamtx import (
     MediaMTXClient,
@@ -256,6 +257,14 @@ class RecordingService:
             return []
         return sorted(files, key=lambda p: (segment_start(p.name) or 0.0, p.name))
 
+    def _closed_segments(self, rec: _Active) -> list[Path]:
+        """The recording's segments once MediaMTX has closed them, each cut back to its
+        whole parts (a write that failed on a full disk leaves a part cut short)."""
+        segments = self._segments(rec)
+        for p in segments:
+            _trim(p)
+        return segments
+
     def _existing(self, device: str) -> set[str]:
         try:
             return {p.name for p in (self.root / device).iterdir()}
@@ -473,7 +482,7 @@ class RecordingService:
         self.publishers.release(device, "recording")
         del self._active[device]
         self.cameras.version += 1
-        segments = await trio.to_thread.run_sync(self._segments, rec)
+        segments = await trio.to_thread.run_sync(self._closed_segments, rec)
         result = self._catalogue(rec, segments, end)
         log.info(
             "recording_stopped",
@@ -540,6 +549,7 @@ class RecordingService:
         return file
 
     def _catalogue_complete(self, device: str, file: Path, duration: float | None) -> None:
+        _trim(file)
         try:
             st = file.stat()
         except FileNotFoundError:
@@ -735,3 +745,16 @@ class RecordingService:
             await self._finish(rec.device, reason, error=error, switch_off=True)
         except CamsvcError as exc:
             log.warning("recording_end_failed", device=rec.device, error=str(exc))
+
+
+def _trim(segment: Path) -> None:
+    """Cut a closed segment back to its whole parts, saying so when it was cut short."""
+    try:
+        cut = trim_incomplete_tail(segment)
+    except FileNotFoundError:
+        return  # removed meanwhile (MediaMTX drops empty segments)
+    except OSError as exc:
+        log.warning("segment_check_failed", segment=segment.name, error=str(exc))
+        return
+    if cut:
+        log.warning("segment_cut_short", segment=segment.name, removed_bytes=cut)
