@@ -15,7 +15,7 @@ import msgspec
 import structlog
 import trio
 
-from camsvc import __version__
+from camsvc import __version__, heap
 from camsvc.api.cameras import CamerasApi
 from camsvc.api.events import EventsApi
 from camsvc.api.external import ExternalApi
@@ -310,9 +310,13 @@ class App:
         self,
         *,
         handle_signals: bool = True,
+        trim_heap_every_s: float | None = None,
         task_status: trio.TaskStatus[BoundPorts] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until shutdown is requested or a signal arrives, then stop gracefully."""
+        """Serve until shutdown is requested or a signal arrives, then stop gracefully.
+
+        `trim_heap_every_s`: hand the C heap's free pages back that often (`camsvc.heap`;
+        `camsvc serve` asks for it, an embedding process keeps its malloc as it is)."""
         cfg = self.config
         self.storage.prepare()
         stale = remove_stale_temporaries(Path(cfg.snapshots.path))
@@ -334,6 +338,8 @@ class App:
         async with trio.open_nursery() as root:
             if handle_signals:
                 root.start_soon(self._watch_signals)
+            if trim_heap_every_s is not None:
+                root.start_soon(heap.trim_every, trim_heap_every_s)
             # Listeners come up at once; get_camera_list answers what is known meanwhile.
             root.start_soon(self.cameras.run)
             root.start_soon(self.library.run)

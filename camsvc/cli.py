@@ -4,6 +4,7 @@ and the capture tools."""
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import re
@@ -75,6 +76,7 @@ def _load(args: argparse.Namespace) -> Config:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
+    from camsvc import heap
     from camsvc.app import App
     from camsvc.emulator.demo import DEMO_DIR_ENV, demo_environment, remove_demo_dir
 
@@ -113,10 +115,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log.warning("weak_jwt_secret", message="the JWT secret is shorter than 32 bytes")
     old, new = raise_nofile_limit()
     log.info("nofile_limit", soft_before=old, soft=new, hard=new)
+    heap.pin_mmap_threshold()  # the encoders' memory goes back when freed (camsvc/heap.py)
     try:
         app = App(config, demo=bool(demo_dir))
         tune_gc()
-        trio.run(app.run)
+        trio.run(functools.partial(app.run, trim_heap_every_s=heap.TRIM_PERIOD_S))
     finally:
         if demo_dir:
             remove_demo_dir(demo_dir)
