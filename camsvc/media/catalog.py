@@ -17,6 +17,7 @@ import contextlib
 import functools
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -120,7 +121,6 @@ def _reports_corruption(method: Callable[_P, _R]) -> Callable[_P, _R]:
 def scan(root: Path, kind: Kind) -> dict[str, FileRecord]:
     """The files of `kind` in the subdirectories of `root`, from the file system."""
     found: dict[str, FileRecord] = {}
-    exts = EXTENSIONS[kind]
     try:
         subdirs = [d for d in os.scandir(root) if d.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
@@ -131,14 +131,35 @@ def scan(root: Path, kind: Kind) -> dict[str, FileRecord]:
         except OSError:
             continue
         for entry in entries:
-            name = entry.name
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in exts:
-                continue
-            if not entry.is_file(follow_symlinks=False):
-                continue  # symlinks never enter the catalogue (they could point anywhere)
-            st = entry.stat(follow_symlinks=False)
-            found[name] = FileRecord(kind, name, sub.name, st.st_size, st.st_mtime, st.st_mtime)
+            if _catalogued(entry.name, kind) and entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                found[entry.name] = _on_disk(kind, entry.name, sub.name, st)
     return found
+
+
+def scan_names(folder: Path, kind: Kind, names: Iterable[str]) -> dict[str, FileRecord]:
+    """`scan` of the files `names` in one device folder only."""
+    found: dict[str, FileRecord] = {}
+    for name in names:
+        if not _catalogued(name, kind):
+            continue
+        try:
+            st = os.stat(folder / name, follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found[name] = _on_disk(kind, name, folder.name, st)
+    return found
+
+
+def _catalogued(name: str, kind: Kind) -> bool:
+    """Whether a file of this name may enter the catalogue (not a hidden temporary, an
+    extension of its kind). Only regular files do: a symlink could point anywhere."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in EXTENSIONS[kind]
+
+
+def _on_disk(kind: Kind, name: str, subdir: str, st: os.stat_result) -> FileRecord:
+    return FileRecord(kind, name, subdir, st.st_size, st.st_mtime, st.st_mtime)
 
 
 def _damage(path: Path) -> str | None:
@@ -311,6 +332,38 @@ class Catalog:
         ).fetchone()[0]
 
     @_reports_corruption
+    def refresh(self, kind: Kind, folder: Path, names: set[str]) -> tuple[int, int]:
+        """Make the rows of the files `names` in `folder` (a device folder of `kind`'s root)
+        match the disk, as `reconcile` does for all; returns (added or updated, removed).
+
+        What inotify events name costs only those files, however large the library."""
+        self._counts.clear()
+        on_disk = scan_names(folder, kind, names)
+        gone = [
+            (kind, name)
+            for name in names - on_disk.keys()
+            if (row := self.get(kind, name)) is not None and row.subdir == folder.name
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM files WHERE kind = ? AND filename = ?", gone)
+            self._upsert(on_disk.values())
+        return len(on_disk), len(gone)
+
+    def _upsert(self, records: Iterable[FileRecord]) -> None:
+        """Insert rows; rows that only changed keep what the service knew (dimensions,
+        duration)."""
+        self._db.executemany(
+            f"INSERT INTO files ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (kind, filename) DO UPDATE SET "
+            "subdir = excluded.subdir, size = excluded.size, mtime = excluded.mtime",
+            [
+                (r.kind, r.filename, r.subdir, r.size, r.mtime, r.created, None, None, None)
+                for r in records
+            ],
+        )
+
+    @_reports_corruption
     def reconcile(self, kind: Kind, root: Path) -> tuple[int, int]:
         """Make the rows of `kind` match the files under `root`; returns (added, removed)."""
         self._counts.clear()
@@ -332,16 +385,7 @@ class Catalog:
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM files WHERE kind = ? AND filename = ?", gone)
-            # Rows that only changed keep what the service knew (dimensions, duration).
-            self._db.executemany(
-                f"INSERT INTO files ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (kind, filename) DO UPDATE SET "
-                "subdir = excluded.subdir, size = excluded.size, mtime = excluded.mtime",
-                [
-                    (r.kind, r.filename, r.subdir, r.size, r.mtime, r.created, None, None, None)
-                    for r in fresh
-                ],
-            )
+            self._upsert(fresh)
         added = sum(1 for r in fresh if r.filename not in rows)
         return added, len(gone)
 

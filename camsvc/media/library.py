@@ -260,8 +260,7 @@ class MediaLibrary:
                     await trio.sleep(RECONCILE_DEBOUNCE_S)
                     events = inotify.read(timeout=0)
                     self._watch_tree(inotify, watched)
-                    if not self._all_explained(events, watched):
-                        await self._catch_up()
+                    await self._follow(events, watched)
         finally:
             self.catalog.on_corrupt = lambda: None
             trio.lowlevel.notify_closing(inotify.fileno())
@@ -299,22 +298,50 @@ class MediaLibrary:
             if self._repair("a query found the catalogue damaged"):
                 await self._catch_up()
 
-    def _all_explained(self, events: list[inotify_simple.Event], watched: dict[int, Path]) -> bool:
+    async def _follow(self, events: list[inotify_simple.Event], watched: dict[int, Path]) -> None:
+        """Bring the catalogue in line with what `events` changed: only the files they name
+        when that says it all, a whole reconcile otherwise (a folder came or went, events were
+        lost, the catalogue could not answer)."""
+        stale: dict[tuple[Kind, Path], set[str]] = {}
         try:
-            return all(self._explained(e, watched) for e in events)
+            for event in events:
+                if (where := self._unexplained(event, watched)) is not None:
+                    stale.setdefault(where, set()).add(event.name)
+        except _RescanNeeded:
+            await self._catch_up()
+            return
         except sqlite3.Error:
-            return False  # the catalogue cannot say: reconcile, which copes with its faults
+            await self._catch_up()  # the catalogue cannot say: reconcile copes with its faults
+            return
+        for (kind, folder), names in stale.items():
+            try:
+                await trio.to_thread.run_sync(
+                    _refresh_in_worker, self.catalog.path, kind, folder, names
+                )
+            except sqlite3.Error:
+                await self._catch_up()
+                return
+        if stale:
+            self.catalog.changed()
 
-    def _explained(self, event: inotify_simple.Event, watched: dict[int, Path]) -> bool:
-        """True when the catalogue already reflects this event (the service's own writes)."""
+    def _unexplained(
+        self, event: inotify_simple.Event, watched: dict[int, Path]
+    ) -> tuple[Kind, Path] | None:
+        """The kind and folder of an event's file when the catalogue does not reflect it yet
+        (None: it does, as for the service's own writes). _RescanNeeded when an event is not
+        about one file (a folder came or went, the queue overflowed)."""
         directory = watched.get(event.wd)
         if directory is None or not event.name or event.mask & inotify_simple.flags.Q_OVERFLOW:
-            return False
+            raise _RescanNeeded
         if event.name.startswith("."):
-            return True  # temporaries and hidden files are never catalogued
+            return None  # temporaries and hidden files are never catalogued
         kind = next((k for k, root in self.roots.items() if directory.parent == root), None)
         if kind is None:
-            return False  # a device folder came or went: rescan
+            raise _RescanNeeded  # a device folder came or went
+        return None if self._explained(kind, directory, event) else (kind, directory)
+
+    def _explained(self, kind: Kind, directory: Path, event: inotify_simple.Event) -> bool:
+        """True when the catalogue already reflects this event on a file of `directory`."""
         rec = self.catalog.get(kind, event.name)
         if event.mask & (inotify_simple.flags.DELETE | inotify_simple.flags.MOVED_FROM):
             return rec is None or rec.subdir != directory.name
@@ -335,6 +362,18 @@ class MediaLibrary:
                         watched[inotify.add_watch(d, _WATCH_MASK)] = d
                     except OSError as exc:
                         log.warning("media_watch_failed", dir=str(d), error=exc.strerror)
+
+
+class _RescanNeeded(Exception):
+    """An inotify event that only a whole reconcile can follow."""
+
+
+def _refresh_in_worker(db_path: Path, kind: Kind, folder: Path, names: set[str]) -> None:
+    catalog = Catalog(db_path)
+    try:
+        catalog.refresh(kind, folder, names)
+    finally:
+        catalog.close()
 
 
 def _reconcile_in_worker(db_path: Path, kind: Kind, root: Path) -> tuple[int, int]:

@@ -153,6 +153,63 @@ class TestReconcile:
         await _until(lambda: svc.app.catalog.get("snapshot", "outside.png") is None)
         assert (await client.call("list_snapshots"))["total"] == 0
 
+    async def test_file_events_touch_only_their_files(
+        self, start_service, connect, roots, monkeypatch
+    ):
+        """A file added, changed or removed in a device folder updates its own row, never a
+        whole reconcile of the library (which grows with it: 45,000 snapshots in a soak); a
+        new device folder still gets one."""
+        import camsvc.media.library as library
+
+        for i in range(50):
+            _put(roots["snapshots"], "camera0", f"old{i}.jpg")
+        svc = await start_service()
+        catalog = svc.app.catalog
+        whole: list[str] = []
+        reconcile = library._reconcile_in_worker
+        monkeypatch.setattr(
+            library,
+            "_reconcile_in_worker",
+            lambda db, kind, root: whole.append(kind) or reconcile(db, kind, root),
+        )
+        _put(roots["snapshots"], "camera0", "outside.jpg", size=10)
+        await _until(lambda: catalog.get("snapshot", "outside.jpg") is not None)
+        _put(roots["snapshots"], "camera0", "outside.jpg", size=20)
+        await _until(lambda: catalog.get("snapshot", "outside.jpg").size == 20)
+        (roots["snapshots"] / "camera0" / "old7.jpg").unlink()
+        await _until(lambda: catalog.get("snapshot", "old7.jpg") is None)
+        assert whole == []
+        assert catalog.page("snapshot", 1000, 0)[1] == 50
+
+        _put(roots["snapshots"], "camera5", "elsewhere.jpg")
+        await _until(lambda: catalog.get("snapshot", "elsewhere.jpg") is not None)
+        assert "snapshot" in whole
+
+    def test_refresh_keeps_what_the_service_knew(self, tmp_path):
+        """`Catalog.refresh`: a changed file keeps its dimensions; a vanished one loses its row
+        only in its own folder; temporaries, other extensions and symlinks stay out."""
+        from camsvc.media.catalog import Catalog, FileRecord
+
+        root = tmp_path / "snapshots"
+        shot = _put(root, "camera0", "shot.jpg", size=10)
+        _put(root, "camera0", ".shot.jpg.1234.tmp")
+        _put(root, "camera0", "notes.txt")
+        (root / "camera0" / "link.jpg").symlink_to(shot)
+        catalog = Catalog(tmp_path / "c.db")
+        catalog.add(FileRecord("snapshot", "shot.jpg", "camera0", 10, 1.0, 1.0, 640, 480))
+        catalog.add(FileRecord("snapshot", "moved.jpg", "camera1", 5, 1.0, 1.0))
+        shot.write_bytes(b"y" * 30)
+        names = {"shot.jpg", ".shot.jpg.1234.tmp", "notes.txt", "link.jpg", "moved.jpg"}
+        assert catalog.refresh("snapshot", root / "camera0", names) == (1, 0)
+        rec = catalog.get("snapshot", "shot.jpg")
+        assert (rec.size, rec.width, rec.height) == (30, 640, 480)
+        assert catalog.get("snapshot", "moved.jpg") is not None  # its row is camera1's
+        assert catalog.page("snapshot", 100, 0)[1] == 2
+        shot.unlink()
+        assert catalog.refresh("snapshot", root / "camera0", {"shot.jpg"}) == (0, 1)
+        assert catalog.get("snapshot", "shot.jpg") is None
+        catalog.close()
+
     async def test_after_restart(self, start_service, connect, roots, make_config):
         """A restart keeps what was catalogued and reconciles what changed while it was down."""
         from camsvc.media.catalog import Catalog
