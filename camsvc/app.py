@@ -311,12 +311,17 @@ class App:
         *,
         handle_signals: bool = True,
         trim_heap_every_s: float | None = None,
+        worker_threads: int | None = None,
         task_status: trio.TaskStatus[BoundPorts] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until shutdown is requested or a signal arrives, then stop gracefully.
 
-        `trim_heap_every_s`: hand the C heap's free pages back that often (`camsvc.heap`;
-        `camsvc serve` asks for it, an embedding process keeps its malloc as it is)."""
+        `camsvc serve` tunes its process with the other two (an embedding program keeps its
+        own settings): `trim_heap_every_s` hands the C heap's free pages back that often
+        (`camsvc.heap`); `worker_threads` caps the worker threads that run at once (Trio's
+        default is 40; see `camsvc.heap.worker_threads`)."""
+        if worker_threads is not None:
+            trio.to_thread.current_default_thread_limiter().total_tokens = worker_threads
         cfg = self.config
         self.storage.prepare()
         stale = remove_stale_temporaries(Path(cfg.snapshots.path))

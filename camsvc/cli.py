@@ -119,7 +119,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         app = App(config, demo=bool(demo_dir))
         tune_gc()
-        trio.run(functools.partial(app.run, trim_heap_every_s=heap.TRIM_PERIOD_S))
+        trio.run(
+            functools.partial(
+                app.run,
+                trim_heap_every_s=heap.TRIM_PERIOD_S,
+                worker_threads=heap.worker_threads(),
+            )
+        )
     finally:
         if demo_dir:
             remove_demo_dir(demo_dir)

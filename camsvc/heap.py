@@ -1,4 +1,5 @@
-"""The C heap of `camsvc serve`: glibc's malloc tuned so the encoders' memory goes back.
+"""The C heap of `camsvc serve`: glibc's malloc tuned so freed memory goes back, and the
+worker threads that keep heap memory resident capped.
 
 Why: a 1080p camera's encoder (MJPEG decoder, scaler, libx264) holds about 50 MiB of C
 memory, mostly in a few 6 MiB blocks. glibc serves blocks above its mmap threshold with mmap
@@ -16,8 +17,13 @@ picture of a 1080p MJPEG frame: at 128 KiB, ~770 page faults and ~1.6 ms of CPU 
 60,000 faults a second with 4 cameras). Under 4 MiB they are reused from the arena instead;
 what the encoders' threads free there is handed back by `trim`, every minute.
 
-Both are the process owner's call, so `camsvc serve` makes them (the pin at start, `trim_every`
-as a task of the app), not the app itself: code that embeds camsvc keeps its own malloc.
+Every worker thread that has run keeps a malloc arena (glibc makes up to 8 per CPU) whose
+working set stays resident between trims, and its stack: `worker_threads` is the cap
+`camsvc serve` sets on Trio's worker threads (40 by default, reached in snapshot bursts).
+
+All of these are the process owner's call, so `camsvc serve` makes them (the pin at start,
+`trim_every` and the cap through `App.run`), not the app itself: code that embeds camsvc keeps
+its own malloc and threads.
 
 Must not: matter for correctness (without glibc they do nothing), or run `trim` on the event
 loop (it walks and locks every arena: call it from a worker thread), or on a stop path (it
@@ -28,11 +34,19 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from typing import Final
 
 import trio
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_PERIOD_S", "pin_mmap_threshold", "trim", "trim_every"]
+__all__ = [
+    "MMAP_THRESHOLD",
+    "TRIM_PERIOD_S",
+    "pin_mmap_threshold",
+    "trim",
+    "trim_every",
+    "worker_threads",
+]
 
 #: Above a 1080p frame's pictures, below an encoder's large blocks; setting it explicitly
 #: turns glibc's dynamic raise off.
@@ -67,6 +81,16 @@ def trim() -> bool:
     (not glibc) or nothing was released. Blocking: call from a worker thread."""
     libc = _libc()
     return libc is not None and libc.malloc_trim(0) == 1
+
+
+def worker_threads() -> int:
+    """How many worker threads `camsvc serve` lets run at once: twice the CPUs, at least 8.
+
+    Their work is encoding and file writes, which cannot use more CPUs than there are, and
+    each thread that ever ran keeps a malloc arena's pages and its stack resident: with Trio's
+    default of 40, a snapshot burst on a loaded machine started 40 threads, each leaving its
+    arena's working set behind."""
+    return max(8, 2 * (os.cpu_count() or 1))
 
 
 async def trim_every(period_s: float = TRIM_PERIOD_S) -> None:

@@ -1,9 +1,10 @@
 """camsvc.heap: large blocks stay mmapped once the threshold is pinned; trim gives back free
-arena pages."""
+arena pages; `camsvc serve`'s trimmer and worker-thread cap."""
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import subprocess
@@ -14,6 +15,8 @@ import pytest
 import trio
 
 from camsvc import heap
+from camsvc.app import App
+from camsvc.streaming.standin import StandIn
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim")
 
@@ -54,6 +57,8 @@ def test_trim_returns_freed_heap_pages() -> None:
 _AFTER_A_LARGE_FREE = """
 import ctypes, sys
 from camsvc import heap
+from camsvc.app import App
+from camsvc.streaming.standin import StandIn
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -112,3 +117,23 @@ async def test_trim_every_trims_in_a_worker_until_cancelled(monkeypatch) -> None
             await third.wait()
             nursery.cancel_scope.cancel()
     assert len(threads) == 3 and main not in threads
+
+
+def test_worker_threads_twice_the_cpus_at_least_eight(monkeypatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert heap.worker_threads() == 8
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert heap.worker_threads() == 32
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert heap.worker_threads() == 8
+
+
+async def test_app_run_caps_the_worker_threads(nursery, make_config) -> None:
+    """`App.run(worker_threads=n)` (what `camsvc serve` passes) caps Trio's worker threads
+    for the service's run; without it Trio's default stays."""
+    limiter = trio.to_thread.current_default_thread_limiter()
+    assert limiter.total_tokens == 40  # Trio's default
+    standin = await nursery.start(StandIn().run)
+    app = App(make_config(mediamtx={"api_url": standin.api_url, "spawn": "never"}))
+    await nursery.start(functools.partial(app.run, handle_signals=False, worker_threads=3))
+    assert limiter.total_tokens == 3
