@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import errno
 import functools
+import operator
 import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import inotify_simple
 import msgspec
@@ -307,20 +309,14 @@ class MediaLibrary:
             for event in events:
                 if (where := self._unexplained(event, watched)) is not None:
                     stale.setdefault(where, set()).add(event.name)
-        except _RescanNeeded:
+            for (kind, folder), names in stale.items():
+                refresh = operator.methodcaller("refresh", kind, folder, names)
+                await trio.to_thread.run_sync(_in_worker, self.catalog.path, refresh)
+        except (_RescanNeeded, sqlite3.Error):
+            # Not about one file, or the catalogue could not answer or take the write: a
+            # whole reconcile copes with both.
             await self._catch_up()
             return
-        except sqlite3.Error:
-            await self._catch_up()  # the catalogue cannot say: reconcile copes with its faults
-            return
-        for (kind, folder), names in stale.items():
-            try:
-                await trio.to_thread.run_sync(
-                    _refresh_in_worker, self.catalog.path, kind, folder, names
-                )
-            except sqlite3.Error:
-                await self._catch_up()
-                return
         if stale:
             self.catalog.changed()
 
@@ -364,21 +360,21 @@ class MediaLibrary:
                         log.warning("media_watch_failed", dir=str(d), error=exc.strerror)
 
 
+_T = TypeVar("_T")
+
+
 class _RescanNeeded(Exception):
     """An inotify event that only a whole reconcile can follow."""
 
 
-def _refresh_in_worker(db_path: Path, kind: Kind, folder: Path, names: set[str]) -> None:
+def _in_worker(db_path: Path, work: Callable[[Catalog], _T]) -> _T:
+    """`work` on a connection of its own (a `Catalog` is used from one thread)."""
     catalog = Catalog(db_path)
     try:
-        catalog.refresh(kind, folder, names)
+        return work(catalog)
     finally:
         catalog.close()
 
 
 def _reconcile_in_worker(db_path: Path, kind: Kind, root: Path) -> tuple[int, int]:
-    catalog = Catalog(db_path)
-    try:
-        return catalog.reconcile(kind, root)
-    finally:
-        catalog.close()
+    return _in_worker(db_path, lambda catalog: catalog.reconcile(kind, root))

@@ -259,10 +259,12 @@ class RecordingService:
 
     def _closed_segments(self, rec: _Active) -> list[Path]:
         """The recording's segments once MediaMTX has closed them, each cut back to its
-        whole parts (a write that failed on a full disk leaves a part cut short)."""
+        whole parts (a write that failed on a full disk leaves a part cut short); those
+        MediaMTX reported complete were cut then (`_catalogue_complete`)."""
         segments = self._segments(rec)
         for p in segments:
-            _trim(p)
+            if p.name not in rec.completed:
+                _trim(p)
         return segments
 
     def _existing(self, device: str) -> set[str]:
