@@ -17,7 +17,7 @@ import trio.testing
 
 from camsvc.streaming.standin import StandIn
 from camsvc.streaming.standin._rtsp import TAP_PACKETS, Reader, RecorderTap, Track
-from camsvc.streaming.standin._server import SegmentFile
+from camsvc.streaming.standin._segment import SegmentFile
 from tests.streaming.test_standin_media import HEIGHT, WIDTH, ffprobe, publisher_cmd, wait_for
 
 H264 = [Track(0, "trackID=0", "H264")]
