@@ -249,6 +249,7 @@ class CameraRegistry:
         if entry is None:
             entry = self._entries[number] = CameraEntry(number, path)
         old = entry.status
+        event: CameraConnected | None = None
         if error is not None:
             if entry.status == "ERROR" and entry.error == error:
                 return
@@ -270,14 +271,10 @@ class CameraRegistry:
             log.info(
                 "camera_connected", device=entry.device_id, name=entry.name, mode=entry.resolution
             )
-            self._bus.publish(
-                "camera.connected",
-                CameraConnected(
-                    entry.device_id, path, entry.name, "CONNECTED", entry.resolution, entry.fps
-                ),
-                device=entry.device_id,
+            event = CameraConnected(
+                entry.device_id, path, entry.name, "CONNECTED", entry.resolution, entry.fps
             )
-        self._changed(entry, old)
+        self._changed(entry, old, event)
 
     def _start_supervisor(self, entry: CameraEntry) -> None:
         assert self._nursery is not None
@@ -308,21 +305,27 @@ class CameraRegistry:
         if entry.validation == "CONFIRMED":
             entry.validation = "DISCONNECTED"
         log.info("camera_disconnected", device=entry.device_id, reason=reason)
+        event: CameraDisconnected | None = None
         if old == "CONNECTED":
-            self._bus.publish(
-                "camera.disconnected",
-                CameraDisconnected(entry.device_id, entry.path, "DISCONNECTED"),
-                device=entry.device_id,
-            )
-        self._changed(entry, old)
+            event = CameraDisconnected(entry.device_id, entry.path, "DISCONNECTED")
+        self._changed(entry, old, event)
 
-    def _changed(self, entry: CameraEntry, old: Status) -> None:
+    def _changed(
+        self, entry: CameraEntry, old: Status, event: CameraConnected | CameraDisconnected | None
+    ) -> None:
+        """Announce a change: its topic event, then, if the status moved, `status_change`
+        and `camera_status_update`; each client gets its share as one write (`batch`)."""
         self._bump()  # anything listed may differ (name, mode, error): caches refresh
-        if old == entry.status:
-            return
-        self._bus.publish(
-            "camera.status_change",
-            StatusChange(entry.device_id, entry.name, old, entry.status),
-            device=entry.device_id,
-        )
-        self._status_update(entry)
+        device = entry.device_id
+        with self._bus.batch():
+            if isinstance(event, CameraConnected):
+                self._bus.publish("camera.connected", event, device=device)
+            elif event is not None:
+                self._bus.publish("camera.disconnected", event, device=device)
+            if old != entry.status:
+                self._bus.publish(
+                    "camera.status_change",
+                    StatusChange(device, entry.name, old, entry.status),
+                    device=device,
+                )
+                self._status_update(entry)

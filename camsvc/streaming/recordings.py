@@ -332,15 +332,16 @@ class RecordingService:
         self.total_started += 1
         await trio.to_thread.run_sync(self._catalogue_open, rec)
         log.info("recording_started", device=device, filename=rec.filename, duration=duration)
-        self.bus.notify_all(
-            "recording_status_update",
-            RecordingStatusUpdate(device, "STARTED", rec.filename, duration),
-        )
-        self.bus.publish(
-            "recording.start",
-            RecordingStart(device, rec.filename, fmt, utc_timestamp(rec.start_time), duration),
-            device=device,
-        )
+        with self.bus.batch():
+            self.bus.notify_all(
+                "recording_status_update",
+                RecordingStatusUpdate(device, "STARTED", rec.filename, duration),
+            )
+            self.bus.publish(
+                "recording.start",
+                RecordingStart(device, rec.filename, fmt, utc_timestamp(rec.start_time), duration),
+                device=device,
+            )
         self._nursery.start_soon(self._monitor, rec)
         return RecordingStarted(
             device=device,
@@ -494,29 +495,30 @@ class RecordingService:
             duration=result.duration,
         )
         status: Literal["STOPPED", "ERROR"] = "ERROR" if error else "STOPPED"
-        self.bus.notify_all(
-            "recording_status_update",
-            RecordingStatusUpdate(device, status, rec.filename, result.duration, reason),
-        )
-        if error:
-            self.bus.publish(
-                "recording.error",
-                RecordingError(device, rec.filename, reason, f"recording ended: {reason}"),
-                device=device,
+        with self.bus.batch():
+            self.bus.notify_all(
+                "recording_status_update",
+                RecordingStatusUpdate(device, status, rec.filename, result.duration, reason),
             )
-        else:
-            self.bus.publish(
-                "recording.stop",
-                RecordingStop(
-                    device,
-                    rec.filename,
-                    result.end_time,
-                    result.duration,
-                    result.file_size,
-                    reason,
-                ),
-                device=device,
-            )
+            if error:
+                self.bus.publish(
+                    "recording.error",
+                    RecordingError(device, rec.filename, reason, f"recording ended: {reason}"),
+                    device=device,
+                )
+            else:
+                self.bus.publish(
+                    "recording.stop",
+                    RecordingStop(
+                        device,
+                        rec.filename,
+                        result.end_time,
+                        result.duration,
+                        result.file_size,
+                        reason,
+                    ),
+                    device=device,
+                )
         return result
 
     # -- segment completion -------------------------------------------------------------

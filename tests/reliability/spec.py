@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,9 @@ class _Sink:
 
     def notify(self, message: bytes) -> None:
         self.received += 1
+
+    def notify_many(self, messages: Sequence[bytes]) -> None:
+        self.received += len(messages)
 
 
 @contextlib.contextmanager

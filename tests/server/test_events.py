@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 import pytest
 import trio
+
+from camsvc.events import EventBus
 
 
 class TestSubscriptions:
@@ -189,3 +194,95 @@ class TestDelivery:
                 while True:
                     await client.ws.get_message()
         assert info.value.reason.code == 1001
+
+
+class _RecordingSink:
+    """A sink that keeps each delivery as it came: one entry per notify or notify_many."""
+
+    authenticated = True
+    dropped = 0
+
+    def __init__(self) -> None:
+        self.deliveries: list[list[bytes]] = []
+
+    def notify(self, message: bytes) -> None:
+        self.deliveries.append([message])
+
+    def notify_many(self, messages: Sequence[bytes]) -> None:
+        self.deliveries.append(list(messages))
+
+
+def _methods(delivery: list[bytes]) -> list[str]:
+    return [json.loads(m)["method"] for m in delivery]
+
+
+class TestBatch:
+    """`EventBus.batch`: what one change announces reaches each client as one write."""
+
+    def test_held_until_the_block_ends_then_one_delivery_each_in_order(self):
+        bus = EventBus()
+        subscribed, other = _RecordingSink(), _RecordingSink()
+        bus.attach("a", subscribed)
+        bus.attach("b", other)
+        bus.subscribe("a", ["camera.disconnected"])
+        with bus.batch():
+            bus.publish("camera.disconnected", {"device": "camera0"}, device="camera0")
+            bus.notify_all("camera_status_update", {"device": "camera0"})
+            assert subscribed.deliveries == [] and other.deliveries == []
+        assert [_methods(d) for d in subscribed.deliveries] == [["event", "camera_status_update"]]
+        assert [_methods(d) for d in other.deliveries] == [["camera_status_update"]]
+
+    def test_nested_blocks_deliver_once_at_the_outermost(self):
+        bus = EventBus()
+        sink = _RecordingSink()
+        bus.attach("a", sink)
+        with bus.batch():
+            with bus.batch():
+                bus.notify_all("camera_status_update", {"n": 1})
+            assert sink.deliveries == []
+            bus.notify_all("camera_status_update", {"n": 2})
+        assert [[json.loads(m)["params"]["n"] for m in d] for d in sink.deliveries] == [[1, 2]]
+        bus.notify_all("camera_status_update", {"n": 3})  # outside a block: at once
+        assert len(sink.deliveries) == 2
+
+    def test_an_error_inside_still_delivers_what_was_published(self):
+        bus = EventBus()
+        sink = _RecordingSink()
+        bus.attach("a", sink)
+        with pytest.raises(RuntimeError), bus.batch():
+            bus.notify_all("camera_status_update", {"n": 1})
+            raise RuntimeError("boom")
+        assert len(sink.deliveries) == 1
+        with bus.batch():  # and the bus is not left batching
+            pass
+        bus.notify_all("camera_status_update", {"n": 2})
+        assert len(sink.deliveries) == 2
+
+    async def test_over_a_websocket_in_order_whether_written_at_once_or_queued(
+        self, start_service, connect
+    ):
+        """A client gets a batch's notifications in order, both when its socket is free (one
+        write) and when an earlier notification still holds it (the batch queues)."""
+        svc = await start_service(server={"write_buffer_size": 4096})
+        client = await connect(svc, "viewer")
+        await client.call("subscribe_events", {"topics": ["camera.disconnected"]})
+        bus = svc.app.bus
+
+        def change(seq: int) -> None:
+            with bus.batch():
+                bus.publish("camera.disconnected", {"device": "camera0", "seq": seq}, "camera0")
+                bus.notify_all("camera_status_update", {"device": "camera0", "seq": seq})
+
+        change(1)
+        # Larger than the socket buffers: its write is partial and the next batch must queue.
+        bus.publish("camera.disconnected", {"device": "camera0", "pad": "x" * 900_000}, "camera0")
+        change(2)
+        got = [await client.recv() for _ in range(5)]
+        seqs = [(m["method"], (m["params"].get("data") or m["params"]).get("seq")) for m in got]
+        assert seqs == [
+            ("event", 1),
+            ("camera_status_update", 1),
+            ("event", None),
+            ("event", 2),
+            ("camera_status_update", 2),
+        ]
