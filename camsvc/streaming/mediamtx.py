@@ -68,6 +68,8 @@ MAX_ATTEMPTS: Final = 3
 BACKOFF_S: Final = 0.1
 # Page size used when the client walks a whole list.
 PAGE_SIZE: Final = 100
+# What a response's stream is replaced with once its body has been read (see `_send`).
+_SPENT: Final = httpx.ByteStream(b"")
 
 T = TypeVar("T")
 
@@ -340,9 +342,15 @@ class MediaMTXClient:
                 raise MediaMTXUnavailable(f"{method} {url}: timed out") from exc
             except httpx.TransportError as exc:
                 raise MediaMTXUnavailable(f"{method} {url}: {exc!r}") from exc
-            if response.status_code >= 400:
-                raise map_error(response.status_code, response.content)
-            return response.content
+            status, content = response.status_code, response.content
+            # httpx's Response and its (closed) stream refer to each other, so every response
+            # waited for the cyclic collector's next full pass: between passes, minutes apart,
+            # they piled up by the thousand (docs/reliability.md, Soak). Unlinked, it is freed
+            # here.
+            response.stream = _SPENT
+            if status >= 400:
+                raise map_error(status, content)
+            return content
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod

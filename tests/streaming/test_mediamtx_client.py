@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 from collections.abc import Callable
 
@@ -122,6 +123,29 @@ class TestRequests:
         assert client.base_url == "http://mediamtx.test:9997"
         expected = "Basic " + base64.b64encode(b"u:p@ss").decode()
         assert seen[0].headers["Authorization"] == expected
+
+    async def test_responses_freed_without_the_cyclic_collector(self) -> None:
+        """A read response is freed at once, not left for the garbage collector (httpx links
+        a response and its stream both ways: in the service they piled up by the thousand)."""
+        client, _ = client_with(
+            lambda r: (
+                error(404, "path not found")
+                if "get" in r.url.path
+                else httpx.Response(200, json={"itemCount": 0, "pageCount": 0, "items": []})
+            )
+        )
+        await client.paths_list()  # first use builds what lasts (the pool, its connection)
+        gc.collect()
+        gc.disable()  # from here, only reference counting frees anything
+        try:
+            for _ in range(10):
+                await client.paths_list()
+                with pytest.raises(MediaMTXNotFound):
+                    await client.path_get("camera0")
+            left = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
+        finally:
+            gc.enable()
+        assert left == []
 
 
 class TestRetries:
