@@ -5,10 +5,9 @@ sinks (client connections) that should get it. The transport attaches a sink per
 connection and detaches it on close; the bus never touches sockets, and a sink never blocks
 (it queues, dropping its oldest notification when full).
 
-One change often makes several notifications (an unplug: `camera.disconnected`,
-`camera.status_change`, `camera_status_update`). Published inside `batch()`, each sink gets
-them together at the end, in order, as one write: a third of the system calls on a fan-out
-to many clients, and the last client's last notification arrives as early as its first.
+One change often makes several notifications (a status change: `camera.status_change` and
+`camera_status_update`). Published inside `batch()`, each sink gets them together at the
+end, in order, as one write: half the system calls of a fan-out to many clients.
 """
 
 from __future__ import annotations

@@ -313,16 +313,17 @@ class CameraRegistry:
     def _changed(
         self, entry: CameraEntry, old: Status, event: CameraConnected | CameraDisconnected | None
     ) -> None:
-        """Announce a change: its topic event, then, if the status moved, `status_change`
-        and `camera_status_update`; each client gets its share as one write (`batch`)."""
+        """Announce a change: its topic event first, on its own (the one notification a
+        client waits for goes out to all at once), then, if the status moved, `status_change`
+        and `camera_status_update` together (one write per client: `EventBus.batch`)."""
         self._bump()  # anything listed may differ (name, mode, error): caches refresh
         device = entry.device_id
-        with self._bus.batch():
-            if isinstance(event, CameraConnected):
-                self._bus.publish("camera.connected", event, device=device)
-            elif event is not None:
-                self._bus.publish("camera.disconnected", event, device=device)
-            if old != entry.status:
+        if isinstance(event, CameraConnected):
+            self._bus.publish("camera.connected", event, device=device)
+        elif event is not None:
+            self._bus.publish("camera.disconnected", event, device=device)
+        if old != entry.status:
+            with self._bus.batch():
                 self._bus.publish(
                     "camera.status_change",
                     StatusChange(device, entry.name, old, entry.status),
