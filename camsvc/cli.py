@@ -58,8 +58,12 @@ def raise_nofile_limit() -> tuple[int, int]:
 
 # Young-generation collections every 50,000 allocations instead of 700: each connection keeps
 # ~80 long-lived objects, and frequent collections re-scanned them all (about 14 % of server
-# CPU at 100 connections, half of it at 1,000; see benchmarks/RESULTS.md, RPC).
-GC_THRESHOLDS = (50_000, 20, 100)
+# CPU at 100 connections, half of it at 1,000; see benchmarks/RESULTS.md, RPC). Full
+# collections at Python's default pace after that (every 10th middle one, about every 10
+# million allocations; CPython adds its own bar, a quarter more long-lived objects than after
+# the last one): at 100 instead, the cycles a busy service makes waited over 10 minutes for
+# one and the heap grew with them (docs/performance.md, the soak).
+GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def tune_gc() -> None:
