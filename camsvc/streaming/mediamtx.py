@@ -345,7 +345,7 @@ class MediaMTXClient:
             status, content = response.status_code, response.content
             # httpx's Response and its (closed) stream refer to each other, so every response
             # waited for the cyclic collector's next full pass: between passes, minutes apart,
-            # they piled up by the thousand (docs/reliability.md, Soak). Unlinked, it is freed
+            # they piled up by the thousand (docs/performance.md, the soak). Unlinked, it is freed
             # here.
             response.stream = _SPENT
             if status >= 400:
