@@ -12,7 +12,8 @@ from camsvc.auth.roles import Role
 from camsvc.rpc.connection import RpcConnection
 from camsvc.rpc.registry import NoParams, Registry
 from camsvc.streaming.external_live import ExternalLive
-from camsvc.streaming.recordings import RecordingService, RecordingStarted, RecordingStopped
+from camsvc.streaming.recording_messages import RecordingStarted, RecordingStopped
+from camsvc.streaming.recordings import RecordingService
 from camsvc.streaming.streams import (
     StreamEntry,
     StreamService,

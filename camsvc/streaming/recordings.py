@@ -4,7 +4,8 @@ Owns: the recording state of each camera (start, first segment, requested durati
 checks of start_recording in the order the API gives, switching `record` on the path,
 waiting for the first segment and for the last one to close, the auto-stop timer, the
 end of a recording on unplug or full storage, `recording_status_update` and the
-`recording.*` events, and adding finished segments to the catalogue. Must not touch: the
+`recording.*` events (their Structs in `recording_messages`), and adding finished segments
+to the catalogue. Must not touch: the
 device or the encoder (it asks `Publishers` for one), files other than its segments.
 """
 
@@ -20,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Literal
 
-import msgspec
 import structlog
 import trio
 
@@ -40,15 +40,18 @@ from camsvc.streaming.mediamtx import (
 )
 from camsvc.streaming.paths import PathManager
 from camsvc.streaming.publisher import Publishers
+from camsvc.streaming.recording_messages import (
+    RecordingError,
+    RecordingProgress,
+    RecordingStart,
+    RecordingStarted,
+    RecordingStatusUpdate,
+    RecordingStop,
+    RecordingStopped,
+)
 from camsvc.timefmt import utc_timestamp
 
-__all__ = [
-    "RecordingService",
-    "RecordingStarted",
-    "RecordingStatusUpdate",
-    "RecordingStopped",
-    "segment_start",
-]
+__all__ = ["RecordingService", "segment_start"]
 
 log = structlog.get_logger("camsvc.streaming.recordings")
 
@@ -85,80 +88,6 @@ def segment_start(filename: str) -> float | None:
         return None
     # MediaMTX writes local time (UTC when camsvc spawns it, where local is UTC anyway).
     return dt.datetime.strptime(m.group(1), "%Y-%m-%d_%H-%M-%S-%f").timestamp()
-
-
-class RecordingStarted(msgspec.Struct, frozen=True):
-    """The result of start_recording."""
-
-    device: str
-    filename: str
-    status: Literal["RECORDING"]
-    start_time: str
-    duration: float | None
-    format: str
-
-
-class RecordingStopped(msgspec.Struct, frozen=True):
-    """The result of stop_recording."""
-
-    device: str
-    filename: str
-    status: Literal["STOPPED"]
-    start_time: str
-    end_time: str
-    duration: float
-    file_size: int
-    format: str
-    segments: list[str]
-
-
-class RecordingStatusUpdate(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Params of the `recording_status_update` notification."""
-
-    device: str
-    status: Literal["STARTED", "STOPPED", "ERROR"]
-    filename: str
-    duration: float | None
-    reason: str | msgspec.UnsetType = msgspec.UNSET
-
-
-class RecordingStart(msgspec.Struct, frozen=True):
-    """Data of `recording.start`."""
-
-    device: str
-    filename: str
-    format: str
-    start_time: str
-    duration: float | None
-
-
-class RecordingStop(msgspec.Struct, frozen=True):
-    """Data of `recording.stop`."""
-
-    device: str
-    filename: str
-    end_time: str
-    duration: float
-    file_size: int
-    reason: str
-
-
-class RecordingProgress(msgspec.Struct, frozen=True):
-    """Data of `recording.progress`."""
-
-    device: str
-    filename: str
-    elapsed: float
-    file_size: int
-
-
-class RecordingError(msgspec.Struct, frozen=True):
-    """Data of `recording.error`."""
-
-    device: str
-    filename: str
-    reason: str
-    message: str
 
 
 class _Active:

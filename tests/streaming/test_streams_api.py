@@ -176,7 +176,9 @@ async def test_five_second_recording_catalogued_and_downloaded(live, tmp_path: P
     started = await client.call("start_recording", {"device": "camera0", "duration": 5})
     with trio.fail_after(15):
         while True:
-            msg = await client.recv()
+            # STOPPED follows STARTED by the whole 5 s and the last segment's close: more
+            # than recv's own 5 s on a loaded machine.
+            msg = await client.recv_unbounded()
             if msg.get("method") == "recording_status_update" and msg["params"]["status"] in (
                 "STOPPED",
                 "ERROR",
@@ -218,7 +220,7 @@ async def next_status(client, *, skip: str = "STARTED") -> dict[str, Any]:
     """The params of the next recording_status_update whose status is not `skip`."""
     with trio.fail_after(8):
         while True:
-            msg = await client.recv()
+            msg = await client.recv_unbounded()
             update = msg.get("method") == "recording_status_update"
             if update and msg["params"]["status"] != skip:
                 return msg["params"]
