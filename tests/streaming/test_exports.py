@@ -33,6 +33,15 @@ EXPORTS = {
         "map_error",
         "to_camsvc_error",
     },
+    "camsvc.streaming.recording_messages": {
+        "RecordingError",
+        "RecordingProgress",
+        "RecordingStart",
+        "RecordingStarted",
+        "RecordingStatusUpdate",
+        "RecordingStop",
+        "RecordingStopped",
+    },
     "camsvc.streaming.paths": {
         "MANAGED_NAME",
         "AddPath",
