@@ -249,7 +249,6 @@ class CameraRegistry:
         if entry is None:
             entry = self._entries[number] = CameraEntry(number, path)
         old = entry.status
-        event: CameraConnected | None = None
         if error is not None:
             if entry.status == "ERROR" and entry.error == error:
                 return
@@ -271,10 +270,14 @@ class CameraRegistry:
             log.info(
                 "camera_connected", device=entry.device_id, name=entry.name, mode=entry.resolution
             )
-            event = CameraConnected(
-                entry.device_id, path, entry.name, "CONNECTED", entry.resolution, entry.fps
+            self._bus.publish(
+                "camera.connected",
+                CameraConnected(
+                    entry.device_id, path, entry.name, "CONNECTED", entry.resolution, entry.fps
+                ),
+                device=entry.device_id,
             )
-        self._changed(entry, old, event)
+        self._changed(entry, old)
 
     def _start_supervisor(self, entry: CameraEntry) -> None:
         assert self._nursery is not None
@@ -305,28 +308,24 @@ class CameraRegistry:
         if entry.validation == "CONFIRMED":
             entry.validation = "DISCONNECTED"
         log.info("camera_disconnected", device=entry.device_id, reason=reason)
-        event: CameraDisconnected | None = None
         if old == "CONNECTED":
-            event = CameraDisconnected(entry.device_id, entry.path, "DISCONNECTED")
-        self._changed(entry, old, event)
+            self._bus.publish(
+                "camera.disconnected",
+                CameraDisconnected(entry.device_id, entry.path, "DISCONNECTED"),
+                device=entry.device_id,
+            )
+        self._changed(entry, old)
 
-    def _changed(
-        self, entry: CameraEntry, old: Status, event: CameraConnected | CameraDisconnected | None
-    ) -> None:
-        """Announce a change: its topic event first, on its own (the one notification a
-        client waits for goes out to all at once), then, if the status moved, `status_change`
-        and `camera_status_update` together (one write per client: `EventBus.batch`)."""
+    def _changed(self, entry: CameraEntry, old: Status) -> None:
+        """After a change (and its topic event, already out on its own, first): if the status
+        moved, `status_change` and `camera_status_update`, as one write per client."""
         self._bump()  # anything listed may differ (name, mode, error): caches refresh
-        device = entry.device_id
-        if isinstance(event, CameraConnected):
-            self._bus.publish("camera.connected", event, device=device)
-        elif event is not None:
-            self._bus.publish("camera.disconnected", event, device=device)
-        if old != entry.status:
-            with self._bus.batch():
-                self._bus.publish(
-                    "camera.status_change",
-                    StatusChange(device, entry.name, old, entry.status),
-                    device=device,
-                )
-                self._status_update(entry)
+        if old == entry.status:
+            return
+        with self._bus.batch():
+            self._bus.publish(
+                "camera.status_change",
+                StatusChange(entry.device_id, entry.name, old, entry.status),
+                device=entry.device_id,
+            )
+            self._status_update(entry)

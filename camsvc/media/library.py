@@ -377,4 +377,4 @@ def _in_worker(db_path: Path, work: Callable[[Catalog], _T]) -> _T:
 
 
 def _reconcile_in_worker(db_path: Path, kind: Kind, root: Path) -> tuple[int, int]:
-    return _in_worker(db_path, lambda catalog: catalog.reconcile(kind, root))
+    return _in_worker(db_path, operator.methodcaller("reconcile", kind, root))

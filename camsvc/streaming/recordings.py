@@ -5,8 +5,8 @@ checks of start_recording in the order the API gives, switching `record` on the 
 waiting for the first segment and for the last one to close, the auto-stop timer, the
 end of a recording on unplug or full storage, `recording_status_update` and the
 `recording.*` events (their Structs in `recording_messages`), and adding finished segments
-to the catalogue. Must not touch: the
-device or the encoder (it asks `Publishers` for one), files other than its segments.
+to the catalogue. Must not touch: the device or the encoder (it asks `Publishers` for one),
+files other than its segments.
 """
 
 from __future__ import annotations
@@ -424,30 +424,21 @@ class RecordingService:
             duration=result.duration,
         )
         status: Literal["STOPPED", "ERROR"] = "ERROR" if error else "STOPPED"
+        event: RecordingError | RecordingStop
+        if error:
+            topic = "recording.error"
+            event = RecordingError(device, rec.filename, reason, f"recording ended: {reason}")
+        else:
+            topic = "recording.stop"
+            event = RecordingStop(
+                device, rec.filename, result.end_time, result.duration, result.file_size, reason
+            )
         with self.bus.batch():
             self.bus.notify_all(
                 "recording_status_update",
                 RecordingStatusUpdate(device, status, rec.filename, result.duration, reason),
             )
-            if error:
-                self.bus.publish(
-                    "recording.error",
-                    RecordingError(device, rec.filename, reason, f"recording ended: {reason}"),
-                    device=device,
-                )
-            else:
-                self.bus.publish(
-                    "recording.stop",
-                    RecordingStop(
-                        device,
-                        rec.filename,
-                        result.end_time,
-                        result.duration,
-                        result.file_size,
-                        reason,
-                    ),
-                    device=device,
-                )
+            self.bus.publish(topic, event, device=device)
         return result
 
     # -- segment completion -------------------------------------------------------------
