@@ -29,7 +29,7 @@ bench-rpc: install
 	$(PY) -m benchmarks.rpc
 
 clean:
-	rm -rf build .cache camsvc/_capture*.so camsvc/_capture.c *.egg-info
+	rm -rf build .cache camsvc/_capture*.so camsvc/_capture.c camsvc/_fanout*.so camsvc/_fanout.c *.egg-info
 
 include $(wildcard mk/*.mk)
 

@@ -1,5 +1,6 @@
-"""setuptools hook: compiles the cffi capture module (see build_ext.py) and the emulated
-V4L2 device, an LD_PRELOAD library shipped for demo mode and the tests (csrc/emulator/)."""
+"""setuptools hook: compiles the cffi modules (capture and fan-out, see build_ext.py) and
+the emulated V4L2 device, an LD_PRELOAD library shipped for demo mode and the tests
+(csrc/emulator/)."""
 
 from glob import glob
 
@@ -14,4 +15,7 @@ emulator = Extension(
     libraries=["dl", "pthread", "turbojpeg"],
 )
 
-setup(cffi_modules=["build_ext.py:ffibuilder"], ext_modules=[emulator])
+setup(
+    cffi_modules=["build_ext.py:ffibuilder", "build_ext.py:fanout_builder"],
+    ext_modules=[emulator],
+)

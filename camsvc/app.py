@@ -45,7 +45,7 @@ from camsvc.rpc.registry import Registry
 from camsvc.server.files import add_file_routes
 from camsvc.server.http import Router, serve_http_connection
 from camsvc.server.routes import add_dashboard_routes, add_health_routes, add_metrics_route
-from camsvc.server.websocket import ConnectionTable
+from camsvc.server.websocket import ClientConnection, ConnectionTable
 from camsvc.streaming.external import ExternalStreams
 from camsvc.streaming.external_live import ExternalLive
 from camsvc.streaming.hook_protocol import default_socket_path, hook_program
@@ -106,7 +106,7 @@ class App:
             config.storage.warn_percent,
             config.storage.block_percent,
         )
-        self.bus = EventBus()
+        self.bus = EventBus(fanout=ClientConnection.fan_out)
         self.cameras = CameraRegistry(
             config.camera,
             self.bus,

@@ -13,7 +13,7 @@ end, in order, as one write: half the system calls of a fan-out to many clients.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -26,8 +26,10 @@ __all__ = [
     "ALWAYS_DELIVERED",
     "TOPICS",
     "EventBus",
+    "Fanout",
     "Sink",
     "SubscriptionStats",
+    "notify_each",
 ]
 
 TOPICS = frozenset(
@@ -109,11 +111,28 @@ class _Subscription:
 _encoder = msgspec.json.Encoder()
 
 
-class EventBus:
-    """Subscriptions by connection id, and delivery of events and notifications."""
+Fanout = Callable[[Sequence[Sink], Sequence[bytes]], None]
 
-    def __init__(self) -> None:
+
+def notify_each(sinks: Sequence[Sink], messages: Sequence[bytes]) -> None:
+    """Deliver to one sink after another (the bus's fan-out when the transport has none)."""
+    for sink in sinks:
+        if len(messages) == 1:
+            sink.notify(messages[0])
+        else:
+            sink.notify_many(messages)
+
+
+class EventBus:
+    """Subscriptions by connection id, and delivery of events and notifications.
+
+    `fanout` hands the same messages to many sinks at once; the transport may give its own
+    (`ClientConnection.fan_out` writes to every free socket in one C call).
+    """
+
+    def __init__(self, fanout: Fanout = notify_each) -> None:
         self._subs: dict[str, _Subscription] = {}
+        self._fanout = fanout
         self._batch_depth = 0
         # While batching: what each sink is due, in order (dicts keep the first-touched order).
         self._held: dict[int, tuple[Sink, list[bytes]]] = {}
@@ -121,8 +140,8 @@ class EventBus:
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Hold what is published inside the block and hand each sink its share at the end,
-        in one `notify_many`. Nests; only the outermost block delivers. Whatever any task
-        publishes meanwhile is held too, so each sink's order is the publishing order."""
+        in one write. Nests; only the outermost block delivers. Whatever any task publishes
+        meanwhile is held too, so each sink's order is the publishing order."""
         self._batch_depth += 1
         try:
             yield
@@ -130,21 +149,28 @@ class EventBus:
             self._batch_depth -= 1
             if not self._batch_depth:
                 held, self._held = self._held, {}
+                # Sinks due the same messages (usually all of them) go out in one fan-out.
+                groups: dict[tuple[int, ...], tuple[list[bytes], list[Sink]]] = {}
                 for sink, messages in held.values():
-                    if len(messages) == 1:
-                        sink.notify(messages[0])
+                    key = tuple(map(id, messages))
+                    if (group := groups.get(key)) is None:
+                        groups[key] = (messages, [sink])
                     else:
-                        sink.notify_many(messages)
+                        group[1].append(sink)
+                for messages, sinks in groups.values():
+                    self._fanout(sinks, messages)
 
-    def _deliver(self, sink: Sink, message: bytes) -> None:
-        if not self._batch_depth:
-            sink.notify(message)
+    def _deliver(self, sinks: list[Sink], message: bytes) -> None:
+        if not sinks:
             return
-        held = self._held.get(id(sink))
-        if held is None:
-            self._held[id(sink)] = (sink, [message])
-        else:
-            held[1].append(message)
+        if not self._batch_depth:
+            self._fanout(sinks, (message,))
+            return
+        for sink in sinks:
+            if (held := self._held.get(id(sink))) is None:
+                self._held[id(sink)] = (sink, [message])
+            else:
+                held[1].append(message)
 
     # -- connections ------------------------------------------------------------------
 
@@ -203,12 +229,9 @@ class EventBus:
     def notify_all(self, method: str, params: Any) -> int:
         """Send a notification to every authenticated client; returns the recipient count."""
         message = _encoder.encode(_Notification("2.0", method, params))
-        sent = 0
-        for sub in self._subs.values():
-            if sub.sink.authenticated:
-                self._deliver(sub.sink, message)
-                sent += 1
-        return sent
+        sinks = [sub.sink for sub in self._subs.values() if sub.sink.authenticated]
+        self._deliver(sinks, message)
+        return len(sinks)
 
     def publish(
         self, topic: str, data: Any, device: str | None = None, now: float | None = None
@@ -218,26 +241,26 @@ class EventBus:
         `device` is the event's `data.device` (None for events without one, which pass
         every device filter).
         """
-        message: bytes | None = None
-        legacy: bytes | None = None
+        sinks: list[Sink] = []
+        legacy_sinks: list[Sink] = []  # system.health's legacy name, sent after the event
         sent = 0
         for sub in self._subs.values():
-            if topic not in sub.topics and not (
-                topic == "system.health" and "system_health_update" in sub.topics
-            ):
+            wants_legacy = topic == "system.health" and "system_health_update" in sub.topics
+            if topic not in sub.topics and not wants_legacy:
                 continue
             if not sub.sink.authenticated:
                 continue
             if device is not None and sub.devices is not None and device not in sub.devices:
                 continue
             if topic in sub.topics:
-                if message is None:
-                    params = _EventParams(topic, utc_timestamp(now), data)
-                    message = _encoder.encode(_Notification("2.0", "event", params))
-                self._deliver(sub.sink, message)
-            if topic == "system.health" and "system_health_update" in sub.topics:
-                if legacy is None:
-                    legacy = _encoder.encode(_Notification("2.0", "system_health_update", data))
-                self._deliver(sub.sink, legacy)
+                sinks.append(sub.sink)
+            if wants_legacy:
+                legacy_sinks.append(sub.sink)
             sent += 1
+        if sinks:
+            params = _EventParams(topic, utc_timestamp(now), data)
+            self._deliver(sinks, _encoder.encode(_Notification("2.0", "event", params)))
+        if legacy_sinks:
+            legacy = _encoder.encode(_Notification("2.0", "system_health_update", data))
+            self._deliver(legacy_sinks, legacy)
         return sent

@@ -53,15 +53,21 @@ class WriteThroughStream(trio.abc.Stream):
     """A socket stream with one writer at a time, which a synchronous caller may also
     write to at once when nobody else is writing and the socket has room.
 
-    Notification fan-out calls `try_write` for each client from the publishing task: one
-    `write(2)` per client instead of a task wake-up and an await each. Callers write whole
-    WebSocket frames, so the bytes on the wire stay in frame order: a direct write the
-    kernel takes only in part leaves its rest as a backlog that `send_all` and `flush` put
-    on the wire before anything else.
+    Notification fan-out writes to each client from the publishing task (`try_write`, or
+    `free_fd` and `wrote` around one C call for many clients): one `write(2)` per client
+    instead of a task wake-up and an await each. Callers write whole WebSocket frames, so
+    the bytes on the wire stay in frame order: a direct write the kernel takes only in
+    part leaves its rest as a backlog that `send_all` and `flush` put on the wire before
+    anything else.
     """
+
+    # `free_fd` runs for every client of a fan-out, where each object it touches is a
+    # likely cache miss: slots, and the socket held here rather than through `stream`.
+    __slots__ = ("_backlog", "_lock", "_socket", "stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
+        self._socket = stream.socket
         self._lock = trio.StrictFIFOLock()
         self._backlog = b""
 
@@ -77,17 +83,31 @@ class WriteThroughStream(trio.abc.Stream):
         (the caller then has `flush` run). A socket error also returns False: the queued
         path meets the same error and closes the connection through its usual route.
         """
-        # fileno() is -1 once the socket is closed: never write to a number reused since.
-        fd = self.stream.socket.fileno()
-        if self._lock.locked() or self._backlog or fd < 0:
+        fd = self.free_fd()
+        if fd < 0:
             return False
         try:
             n = os.write(fd, data)
         except OSError:
             return False
+        self.wrote(data, n)
+        return True
+
+    def free_fd(self) -> int:
+        """The socket's descriptor when a direct write may go now, else -1.
+
+        A caller that writes to it itself (several sockets in one call) reports what the
+        socket took with `wrote`.
+        """
+        # fileno() is -1 once the socket is closed: never write to a number reused since.
+        if self._lock.locked() or self._backlog:
+            return -1
+        return self._socket.fileno()
+
+    def wrote(self, data: bytes, n: int) -> None:
+        """A direct write of `data` put `n` bytes on the socket: keep the rest as backlog."""
         if n < len(data):
             self._backlog = data[n:]
-        return True
 
     async def flush(self) -> None:
         """Send the backlog of a partial direct write, if any."""

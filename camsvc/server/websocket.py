@@ -5,7 +5,9 @@ inline; others run as tasks in the connection's handler nursery, at most
 `max_concurrent_requests` at once (then the reader waits). Responses are sent directly
 (bounded by `write_timeout`). A notification is written to the socket at once, framed
 here, when nothing else is being written to that client and its socket has room; otherwise
-it waits in the connection's `Outbox` for the connection's writer task.
+it waits in the connection's `Outbox` for the connection's writer task. An event for many
+clients (`ClientConnection.fan_out`, the bus's fan-out) is written to every free socket
+in one C call (`camsvc.server.fanout`).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from camsvc.auth.session import Authenticator
 from camsvc.config import ServerConfig
-from camsvc.events import EventBus
+from camsvc.events import EventBus, Sink
 from camsvc.rpc.connection import RpcConnection
 from camsvc.rpc.dispatch import Dispatcher
 from camsvc.rpc.ratelimit import TokenBucket
+from camsvc.server.fanout import send_each
 from camsvc.server.http import HttpRequest, error_response
 from camsvc.server.outbox import Outbox
 from camsvc.server.streams import PrefixedStream, WriteThroughStream
@@ -95,20 +98,56 @@ class ClientConnection:
             for message in messages:
                 self._queue(message)
 
-    def _write_now(self, frames: bytes) -> bool:
+    @staticmethod
+    def fan_out(sinks: Sequence[Sink], messages: Sequence[bytes]) -> None:
+        """The same notifications to many clients, as the bus delivers an event.
+
+        Every client whose socket is free now gets them as one write, all of those writes
+        in one C call (`camsvc.server.fanout`); the others go through `notify_many`.
+        """
+        frames = b"".join(map(_fanout_frame, messages))
+        ready: list[ClientConnection] = []
+        fds: list[int] = []
+        for sink in sinks:
+            if isinstance(sink, ClientConnection) and (fd := sink._free_fd()) >= 0:
+                ready.append(sink)
+                fds.append(fd)
+            else:
+                sink.notify_many(messages)
+        for i, result in send_each(fds, frames):
+            ready[i]._sent_in_part(frames, result, messages)
+
+    def _free_fd(self) -> int:
+        """The socket a notification may be written to at once, or -1 when it must queue."""
         direct = self._direct
         if (
-            direct is not None
-            and not self._writer_busy
-            and not self._responding
-            and not self.outbox
-            and self.ws.closed is None
-            and direct.try_write(frames)
+            direct is None
+            or self._writer_busy
+            or self._responding
+            or self.outbox
+            or self.ws.closed is not None
         ):
-            if direct.backlogged:
-                self.outbox.wake()
-            return True
-        return False
+            return -1
+        return direct.free_fd()
+
+    def _write_now(self, frames: bytes) -> bool:
+        direct = self._direct
+        if direct is None or self._free_fd() < 0 or not direct.try_write(frames):
+            return False
+        if direct.backlogged:
+            self.outbox.wake()
+        return True
+
+    def _sent_in_part(self, frames: bytes, result: int, messages: Sequence[bytes]) -> None:
+        """A fan-out write that the socket did not take whole: `result` bytes, or -errno."""
+        if result < 0 or self._direct is None:
+            # Full (EAGAIN) or failed: the queued path waits for room, or meets the same
+            # error and closes the connection through its usual route.
+            for message in messages:
+                self._queue(message)
+        else:
+            self._direct.wrote(frames, result)
+            self.outbox.wake()
 
     def _queue(self, message: bytes) -> None:
         if not self.outbox.push(message):

@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from camsvc.events import EventBus
+from camsvc.server import fanout
 
 
 class TestSubscriptions:
@@ -286,3 +287,75 @@ class TestBatch:
             ("event", 2),
             ("camera_status_update", 2),
         ]
+
+
+class _RecordingFanout:
+    """A bus fan-out that keeps each call: (sinks, messages)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[_RecordingSink], list[str]]] = []
+
+    def __call__(self, sinks: Sequence[_RecordingSink], messages: Sequence[bytes]) -> None:
+        self.calls.append((list(sinks), [json.loads(m)["method"] for m in messages]))
+
+
+class TestFanout:
+    """The bus hands the same messages to many sinks in one call of its fan-out."""
+
+    def test_an_event_goes_to_all_its_subscribers_in_one_call(self):
+        fan = _RecordingFanout()
+        bus = EventBus(fanout=fan)
+        a, b, c = _RecordingSink(), _RecordingSink(), _RecordingSink()
+        for conn_id, sink in zip("abc", (a, b, c), strict=True):
+            bus.attach(conn_id, sink)
+        bus.subscribe("a", ["camera.connected"])
+        bus.subscribe("c", ["camera.connected"])
+        assert bus.publish("camera.connected", {"device": "camera0"}, device="camera0") == 2
+        assert fan.calls == [([a, c], ["event"])]
+
+    def test_a_batch_groups_the_sinks_due_the_same_messages(self):
+        fan = _RecordingFanout()
+        bus = EventBus(fanout=fan)
+        a, b, c = _RecordingSink(), _RecordingSink(), _RecordingSink()
+        for conn_id, sink in zip("abc", (a, b, c), strict=True):
+            bus.attach(conn_id, sink)
+        bus.subscribe("a", ["camera.disconnected"])
+        bus.subscribe("c", ["camera.disconnected"])
+        with bus.batch():
+            bus.publish("camera.disconnected", {"device": "camera0"}, device="camera0")
+            bus.notify_all("camera_status_update", {"device": "camera0"})
+        assert fan.calls == [
+            ([a, c], ["event", "camera_status_update"]),
+            ([b], ["camera_status_update"]),
+        ]
+
+    def test_system_health_legacy_name_follows_the_event_for_a_sink_with_both(self):
+        bus = EventBus()
+        both, legacy_only = _RecordingSink(), _RecordingSink()
+        bus.attach("a", both)
+        bus.attach("b", legacy_only)
+        bus.subscribe("a", ["system.health", "system_health_update"])
+        bus.subscribe("b", ["system_health_update"])
+        assert bus.publish("system.health", {"status": "healthy"}) == 2
+        assert [_methods(d) for d in both.deliveries] == [["event"], ["system_health_update"]]
+        assert [_methods(d) for d in legacy_only.deliveries] == [["system_health_update"]]
+
+    async def test_clients_split_between_two_threads_each_get_every_event_in_order(
+        self, start_service, connect, monkeypatch
+    ):
+        """Above `SPLIT_AT` clients, a Trio worker thread writes to half of them while the
+        event loop's thread writes to the other half; nobody misses or reorders a thing,
+        including a client whose socket is full and queues the rest."""
+        monkeypatch.setattr(fanout, "SPLIT_AT", 2)
+        svc = await start_service(server={"write_buffer_size": 4096})
+        clients = [await connect(svc, "viewer") for _ in range(5)]
+        for client in clients:
+            await client.call("subscribe_events", {"topics": ["camera.disconnected"]})
+        bus = svc.app.bus
+        bus.publish("camera.disconnected", {"device": "camera0", "seq": 1}, "camera0")
+        # Larger than the socket buffers: every write is partial and the next one queues.
+        bus.publish("camera.disconnected", {"device": "camera0", "pad": "x" * 900_000}, "camera0")
+        bus.publish("camera.disconnected", {"device": "camera0", "seq": 2}, "camera0")
+        for client in clients:
+            got = [await client.recv() for _ in range(3)]
+            assert [m["params"]["data"].get("seq") for m in got] == [1, None, 2]

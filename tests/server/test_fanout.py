@@ -1,0 +1,100 @@
+"""`send_each`: one message offered to many sockets in one C call (camsvc._fanout)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+import trio
+
+from camsvc.server import fanout
+from camsvc.server.fanout import send_each
+
+MESSAGE = b"\x81\x05hello"
+
+
+Pairs = list[tuple[socket.socket, socket.socket]]
+
+
+@pytest.fixture
+def pairs() -> Iterator[Callable[[int], Pairs]]:
+    """`pairs(n)`: n connected socket pairs, closed after the test."""
+    made: Pairs = []
+
+    def make(count: int) -> Pairs:
+        made.extend(socket.socketpair() for _ in range(count))
+        return made[-count:]
+
+    yield make
+    for a, b in made:
+        a.close()
+        b.close()
+
+
+def _received(peers: list[socket.socket]) -> list[bytes]:
+    for peer in peers:
+        peer.setblocking(False)
+    return [peer.recv(1 << 20) for peer in peers]
+
+
+@pytest.mark.parametrize("count", [1, 3, 4, 9])
+def test_every_socket_gets_the_whole_message(pairs, monkeypatch, count):
+    """Below and above the size where a Trio worker thread takes the second half."""
+    monkeypatch.setattr(fanout, "SPLIT_AT", 4)
+    socks = pairs(count)
+    assert send_each([a.fileno() for a, _ in socks], MESSAGE) == []
+    assert _received([b for _, b in socks]) == [MESSAGE] * count
+
+
+def test_no_sockets_no_call():
+    assert send_each([], MESSAGE) == []
+
+
+@pytest.mark.parametrize("bad_at", [0, 6])
+def test_a_failing_descriptor_is_reported_at_its_position_and_the_rest_still_get_it(
+    pairs, monkeypatch, tmp_path, bad_at
+):
+    """A descriptor that is no socket gives its -errno; the others are not held up by it,
+    in the calling thread's half (0) as in the worker's (6)."""
+    monkeypatch.setattr(fanout, "SPLIT_AT", 4)
+    socks = pairs(8)
+    fds = [a.fileno() for a, _ in socks]
+    not_a_socket = os.open(tmp_path / "f", os.O_CREAT | os.O_WRONLY)
+    try:
+        fds[bad_at] = not_a_socket
+        assert send_each(fds, MESSAGE) == [(bad_at, -errno.ENOTSOCK)]
+    finally:
+        os.close(not_a_socket)
+    peers = [b for i, (_, b) in enumerate(socks) if i != bad_at]
+    assert _received(peers) == [MESSAGE] * 7
+
+
+def test_a_full_socket_takes_part_then_nothing(pairs):
+    """What a socket's buffer cannot hold is reported as the part it took, then EAGAIN."""
+    ((a, b),) = pairs(1)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    big = bytes(range(256)) * 4000
+    [(position, took)] = send_each([a.fileno()], big)
+    assert position == 0 and 0 < took < len(big)
+    assert send_each([a.fileno()], big) == [(0, -errno.EAGAIN)]
+    b.setblocking(False)
+    got = b""
+    while len(got) < took:
+        got += b.recv(took - len(got))
+    assert got == big[:took]
+
+
+def test_without_a_worker_thread_the_calling_thread_sends_to_all(pairs, monkeypatch):
+    """When no thread can be started (the process's limit), nobody is left out."""
+    monkeypatch.setattr(fanout, "SPLIT_AT", 4)
+
+    def no_thread(*_: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(trio.lowlevel, "start_thread_soon", no_thread)
+    socks = pairs(9)
+    assert send_each([a.fileno() for a, _ in socks], MESSAGE) == []
+    assert _received([b for _, b in socks]) == [MESSAGE] * 9
