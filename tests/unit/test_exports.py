@@ -9,12 +9,13 @@ import pytest
 
 import camsvc
 
-# Entry points and the generated C module have no importable API of their own.
+# Entry points and the generated C modules have no importable API of their own.
 _SKIP = {
     "camsvc.__main__",
     "camsvc.capture.__main__",
     "camsvc.streaming.standin.__main__",
     "camsvc._capture",
+    "camsvc._fanout",
     "camsvc.emulator._preload",
 }
 
