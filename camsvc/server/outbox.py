@@ -12,6 +12,8 @@ __all__ = ["Outbox"]
 class Outbox:
     """Notifications waiting for one connection's writer; responses never go here."""
 
+    __slots__ = ("_limit", "_queue", "_ready", "dropped")
+
     def __init__(self, limit: int) -> None:
         self._queue: deque[bytes] = deque()
         self._limit = limit

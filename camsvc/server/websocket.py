@@ -54,6 +54,23 @@ DEAD_PEER_CLOSE_WAIT_S = 1.0
 class ClientConnection:
     """One open WebSocket client."""
 
+    # A fan-out reads several of these for each of up to thousands of clients, where every
+    # object and dict it touches is a likely cache miss.
+    __slots__ = (
+        "_cfg",
+        "_close_code",
+        "_direct",
+        "_dispatcher",
+        "_on_drop",
+        "_read_scope",
+        "_responding",
+        "_slots",
+        "_writer_busy",
+        "outbox",
+        "rpc",
+        "ws",
+    )
+
     def __init__(
         self,
         ws: WebSocketConnection,
