@@ -244,15 +244,15 @@ class EventBus:
         sinks: list[Sink] = []
         legacy_sinks: list[Sink] = []  # system.health's legacy name, sent after the event
         sent = 0
+        is_health = topic == "system.health"
         for sub in self._subs.values():
-            wants_legacy = topic == "system.health" and "system_health_update" in sub.topics
-            if topic not in sub.topics and not wants_legacy:
-                continue
-            if not sub.sink.authenticated:
+            wanted = topic in sub.topics
+            wants_legacy = is_health and "system_health_update" in sub.topics
+            if not (wanted or wants_legacy) or not sub.sink.authenticated:
                 continue
             if device is not None and sub.devices is not None and device not in sub.devices:
                 continue
-            if topic in sub.topics:
+            if wanted:
                 sinks.append(sub.sink)
             if wants_legacy:
                 legacy_sinks.append(sub.sink)
