@@ -6,9 +6,20 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Offer buf[0:len] to each of fds[0:n] with one non-blocking send(2) (retried on EINTR,
- * never raising SIGPIPE). sent[i] is the number of bytes fds[i] took, or a negative errno.
- * Returns how many fds did not take the whole buffer. */
-size_t fanout_send(const int *fds, size_t n, const void *buf, size_t len, ssize_t *sent);
+/* One buffer for many sockets, shared by every thread that runs it. */
+struct fanout_job {
+    const int *fds;
+    size_t n;
+    const void *buf;
+    size_t len;
+    ssize_t *sent;    /* sent[i]: the bytes fds[i] took, or a negative errno */
+    size_t next;      /* the first socket no thread has taken yet (changed atomically) */
+};
+
+/* Take `chunk` sockets of `job` at a time until none is left, offering each the buffer
+ * with one non-blocking send(2) (retried on EINTR, never raising SIGPIPE). Several threads
+ * may run the same job at once; each socket is sent to once. Returns how many of the
+ * sockets this call took did not take the whole buffer. */
+size_t fanout_run(struct fanout_job *job, size_t chunk);
 
 #endif

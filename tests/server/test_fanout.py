@@ -40,10 +40,17 @@ def _received(peers: list[socket.socket]) -> list[bytes]:
     return [peer.recv(1 << 20) for peer in peers]
 
 
-@pytest.mark.parametrize("count", [1, 3, 4, 9])
-def test_every_socket_gets_the_whole_message(pairs, monkeypatch, count):
-    """Below and above the size where a Trio worker thread takes the second half."""
+@pytest.fixture
+def small_split(monkeypatch):
+    """A worker thread from 4 sockets up, both threads taking 2 sockets at a time."""
     monkeypatch.setattr(fanout, "SPLIT_AT", 4)
+    monkeypatch.setattr(fanout, "CHUNK", 2)
+
+
+@pytest.mark.parametrize("count", [1, 3, 4, 9, 101])
+def test_every_socket_gets_the_whole_message_once(pairs, small_split, count):
+    """Below and above the size where a Trio worker thread shares the job: no socket is
+    missed or sent to twice, whichever thread takes it."""
     socks = pairs(count)
     assert send_each([a.fileno() for a, _ in socks], MESSAGE) == []
     assert _received([b for _, b in socks]) == [MESSAGE] * count
@@ -53,13 +60,12 @@ def test_no_sockets_no_call():
     assert send_each([], MESSAGE) == []
 
 
-@pytest.mark.parametrize("bad_at", [0, 6])
+@pytest.mark.parametrize("bad_at", [0, 5, 7])
 def test_a_failing_descriptor_is_reported_at_its_position_and_the_rest_still_get_it(
-    pairs, monkeypatch, tmp_path, bad_at
+    pairs, small_split, tmp_path, bad_at
 ):
     """A descriptor that is no socket gives its -errno; the others are not held up by it,
-    in the calling thread's half (0) as in the worker's (6)."""
-    monkeypatch.setattr(fanout, "SPLIT_AT", 4)
+    whichever thread's chunk it falls in."""
     socks = pairs(8)
     fds = [a.fileno() for a, _ in socks]
     not_a_socket = os.open(tmp_path / "f", os.O_CREAT | os.O_WRONLY)
@@ -87,9 +93,8 @@ def test_a_full_socket_takes_part_then_nothing(pairs):
     assert got == big[:took]
 
 
-def test_without_a_worker_thread_the_calling_thread_sends_to_all(pairs, monkeypatch):
+def test_without_a_worker_thread_the_calling_thread_sends_to_all(pairs, small_split, monkeypatch):
     """When no thread can be started (the process's limit), nobody is left out."""
-    monkeypatch.setattr(fanout, "SPLIT_AT", 4)
 
     def no_thread(*_: object) -> None:
         raise RuntimeError("can't start new thread")
