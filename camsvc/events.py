@@ -1,9 +1,10 @@
 """The event bus: topics, per-connection subscriptions and notification fan-out (API.md §9).
 
 Services publish typed events here; the bus encodes each once and hands the bytes to the
-sinks (client connections) that should get it. The transport attaches a sink per WebSocket
-connection and detaches it on close; the bus never touches sockets, and a sink never blocks
-(it queues, dropping its oldest notification when full).
+sinks (client connections) that should get it, all of an event's recipients at once through
+its fan-out. The transport attaches a sink per WebSocket connection and detaches it on
+close; the bus never touches sockets, and delivery never waits on a client (a sink queues,
+dropping its oldest notification when full).
 
 One change often makes several notifications (a status change: `camera.status_change` and
 `camera_status_update`). Published inside `batch()`, each sink gets them together at the

@@ -120,7 +120,8 @@ class ClientConnection:
         """The same notifications to many clients, as the bus delivers an event.
 
         Every client whose socket is free now gets them as one write, all of those writes
-        in one C call (`camsvc.server.fanout`); the others go through `notify_many`.
+        in one C call (`camsvc.server.fanout`); the others go through `notify_many`. Each
+        sink appears once (the bus's recipients are its subscriptions).
         """
         frames = b"".join(map(_fanout_frame, messages))
         ready: list[ClientConnection] = []
@@ -136,20 +137,19 @@ class ClientConnection:
 
     def _free_fd(self) -> int:
         """The socket a notification may be written to at once, or -1 when it must queue."""
-        direct = self._direct
-        if (
-            direct is None
-            or self._writer_busy
-            or self._responding
-            or self.outbox
-            or self.ws.closed is not None
-        ):
+        if self._direct is None or self._busy():
             return -1
-        return direct.free_fd()
+        return self._direct.free_fd()
+
+    def _busy(self) -> bool:
+        """Something else is due on this socket first: the writer task's queue, a response."""
+        return bool(
+            self._writer_busy or self._responding or self.outbox or self.ws.closed is not None
+        )
 
     def _write_now(self, frames: bytes) -> bool:
         direct = self._direct
-        if direct is None or self._free_fd() < 0 or not direct.try_write(frames):
+        if direct is None or self._busy() or not direct.try_write(frames):
             return False
         if direct.backlogged:
             self.outbox.wake()
@@ -157,12 +157,13 @@ class ClientConnection:
 
     def _sent_in_part(self, frames: bytes, result: int, messages: Sequence[bytes]) -> None:
         """A fan-out write that the socket did not take whole: `result` bytes, or -errno."""
-        if result < 0 or self._direct is None:
+        if result < 0:
             # Full (EAGAIN) or failed: the queued path waits for room, or meets the same
             # error and closes the connection through its usual route.
             for message in messages:
                 self._queue(message)
         else:
+            assert self._direct is not None  # only clients with a direct stream are sent to
             self._direct.wrote(frames, result)
             self.outbox.wake()
 

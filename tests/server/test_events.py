@@ -340,15 +340,16 @@ class TestFanout:
         assert [_methods(d) for d in both.deliveries] == [["event"], ["system_health_update"]]
         assert [_methods(d) for d in legacy_only.deliveries] == [["system_health_update"]]
 
-    async def test_clients_split_between_two_threads_each_get_every_event_in_order(
+    async def test_clients_shared_between_two_threads_each_get_every_event_in_order(
         self, start_service, connect, monkeypatch
     ):
-        """Above `SPLIT_AT` clients, a Trio worker thread writes to half of them while the
-        event loop's thread writes to the other half; nobody misses or reorders a thing,
-        including a client whose socket is full and queues the rest."""
+        """Above `SPLIT_AT` clients, a Trio worker thread and the event loop's thread share
+        the sends, one client at a time here; nobody misses or reorders a thing, including
+        clients whose sockets are full and queue the rest."""
         monkeypatch.setattr(fanout, "SPLIT_AT", 2)
+        monkeypatch.setattr(fanout, "CHUNK", 1)
         svc = await start_service(server={"write_buffer_size": 4096})
-        clients = [await connect(svc, "viewer") for _ in range(5)]
+        clients = [await connect(svc, "viewer") for _ in range(8)]
         for client in clients:
             await client.call("subscribe_events", {"topics": ["camera.disconnected"]})
         bus = svc.app.bus

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -103,3 +104,50 @@ def test_without_a_worker_thread_the_calling_thread_sends_to_all(pairs, small_sp
     socks = pairs(9)
     assert send_each([a.fileno() for a, _ in socks], MESSAGE) == []
     assert _received([b for _, b in socks]) == [MESSAGE] * 9
+
+
+def test_two_threads_on_one_job_send_to_each_socket_once(pairs):
+    """The C side of the split: two threads released together on the same job, one socket
+    at a time, share it out; every socket gets the message exactly once, and the short
+    counts of the two calls add up to the failures."""
+    socks = pairs(200)
+    fds = [a.fileno() for a, _ in socks]
+    fds[150] = -1  # EBADF, wherever it lands
+    ffi, lib = fanout.ffi, fanout.lib
+    fds_c = ffi.new("int[]", fds)
+    sent = ffi.new("ssize_t[]", len(fds))
+    buf = ffi.from_buffer(MESSAGE)
+    job = ffi.new("struct fanout_job *", (fds_c, len(fds), buf, len(MESSAGE), sent, 0))
+    start = threading.Barrier(2)
+    shorts: list[int] = []
+
+    def run() -> None:
+        start.wait()
+        shorts.append(lib.fanout_run(job, 1))
+
+    other = threading.Thread(target=run)
+    other.start()
+    run()
+    other.join()
+    assert sum(shorts) == 1
+    assert [i for i, r in enumerate(ffi.unpack(sent, len(fds))) if r != len(MESSAGE)] == [150]
+    peers = [b for i, (_, b) in enumerate(socks) if i != 150]
+    assert _received(peers) == [MESSAGE] * 199
+
+
+def test_a_helper_that_starts_after_the_caller_finished_is_not_waited_for(
+    pairs, small_split, monkeypatch
+):
+    """The caller runs the whole job itself while the helper thread has not begun, and
+    returns without waiting for it; the helper, when it runs at last, finds nothing left
+    and sends nothing twice."""
+    held: list[Callable[[], int]] = []
+    monkeypatch.setattr(trio.lowlevel, "start_thread_soon", lambda fn, deliver: held.append(fn))
+    socks = pairs(9)
+    assert send_each([a.fileno() for a, _ in socks], MESSAGE) == []
+    assert _received([b for _, b in socks]) == [MESSAGE] * 9
+    [late_helper] = held
+    assert late_helper() == 0
+    for _, b in socks:
+        with pytest.raises(BlockingIOError):
+            b.recv(1)
