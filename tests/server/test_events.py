@@ -299,28 +299,31 @@ class _RecordingFanout:
         self.calls.append((list(sinks), [json.loads(m)["method"] for m in messages]))
 
 
+def _three_sinks(
+    topic: str,
+) -> tuple[EventBus, _RecordingFanout, tuple[_RecordingSink, _RecordingSink, _RecordingSink]]:
+    """A bus with a recording fan-out and sinks a, b, c, of which a and c subscribe to
+    `topic`."""
+    fan = _RecordingFanout()
+    bus = EventBus(fanout=fan)
+    sinks = _RecordingSink(), _RecordingSink(), _RecordingSink()
+    for conn_id, sink in zip("abc", sinks, strict=True):
+        bus.attach(conn_id, sink)
+    bus.subscribe("a", [topic])
+    bus.subscribe("c", [topic])
+    return bus, fan, sinks
+
+
 class TestFanout:
     """The bus hands the same messages to many sinks in one call of its fan-out."""
 
     def test_an_event_goes_to_all_its_subscribers_in_one_call(self):
-        fan = _RecordingFanout()
-        bus = EventBus(fanout=fan)
-        a, b, c = _RecordingSink(), _RecordingSink(), _RecordingSink()
-        for conn_id, sink in zip("abc", (a, b, c), strict=True):
-            bus.attach(conn_id, sink)
-        bus.subscribe("a", ["camera.connected"])
-        bus.subscribe("c", ["camera.connected"])
+        bus, fan, (a, _, c) = _three_sinks("camera.connected")
         assert bus.publish("camera.connected", {"device": "camera0"}, device="camera0") == 2
         assert fan.calls == [([a, c], ["event"])]
 
     def test_a_batch_groups_the_sinks_due_the_same_messages(self):
-        fan = _RecordingFanout()
-        bus = EventBus(fanout=fan)
-        a, b, c = _RecordingSink(), _RecordingSink(), _RecordingSink()
-        for conn_id, sink in zip("abc", (a, b, c), strict=True):
-            bus.attach(conn_id, sink)
-        bus.subscribe("a", ["camera.disconnected"])
-        bus.subscribe("c", ["camera.disconnected"])
+        bus, fan, (a, b, c) = _three_sinks("camera.disconnected")
         with bus.batch():
             bus.publish("camera.disconnected", {"device": "camera0"}, device="camera0")
             bus.notify_all("camera_status_update", {"device": "camera0"})
