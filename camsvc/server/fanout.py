@@ -17,6 +17,7 @@ writes to these sockets meanwhile, and every client's bytes stay in order.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -77,10 +78,9 @@ class _Helper:
             self._began = True  # before it takes any socket: see join
             return lib.fanout_run(self._job, CHUNK)
 
-        try:
+        # No thread to be had (the process's limit) means no help: the caller does it all.
+        with contextlib.suppress(RuntimeError):
             trio.lowlevel.start_thread_soon(run, self._deliver)
-        except RuntimeError:  # no thread to be had (the process's limit): no help
-            self._began = False
 
     def _deliver(self, result: outcome.Outcome[int]) -> None:
         self._result = result

@@ -112,26 +112,27 @@ class ClientConnection:
     def notify_many(self, messages: Sequence[bytes]) -> None:
         """`notify` for several, in order, as one write when the socket is free."""
         if not self._write_now(b"".join(map(_fanout_frame, messages))):
-            for message in messages:
-                self._queue(message)
+            self._queue_all(messages)
 
     @staticmethod
     def fan_out(sinks: Sequence[Sink], messages: Sequence[bytes]) -> None:
         """The same notifications to many clients, as the bus delivers an event.
 
         Every client whose socket is free now gets them as one write, all of those writes
-        in one C call (`camsvc.server.fanout`); the others go through `notify_many`. Each
-        sink appears once (the bus's recipients are its subscriptions).
+        in one C call (`camsvc.server.fanout`); the others queue them. Each sink appears
+        once (the bus's recipients are its subscriptions).
         """
         frames = b"".join(map(_fanout_frame, messages))
         ready: list[ClientConnection] = []
         fds: list[int] = []
         for sink in sinks:
-            if isinstance(sink, ClientConnection) and (fd := sink._free_fd()) >= 0:
+            if not isinstance(sink, ClientConnection):
+                sink.notify_many(messages)
+            elif (fd := sink._free_fd()) >= 0:
                 ready.append(sink)
                 fds.append(fd)
             else:
-                sink.notify_many(messages)
+                sink._queue_all(messages)
         for i, result in send_each(fds, frames):
             ready[i]._sent_in_part(frames, result, messages)
 
@@ -160,12 +161,15 @@ class ClientConnection:
         if result < 0:
             # Full (EAGAIN) or failed: the queued path waits for room, or meets the same
             # error and closes the connection through its usual route.
-            for message in messages:
-                self._queue(message)
+            self._queue_all(messages)
         else:
             assert self._direct is not None  # only clients with a direct stream are sent to
             self._direct.wrote(frames, result)
             self.outbox.wake()
+
+    def _queue_all(self, messages: Sequence[bytes]) -> None:
+        for message in messages:
+            self._queue(message)
 
     def _queue(self, message: bytes) -> None:
         if not self.outbox.push(message):
