@@ -8,6 +8,7 @@ MediaMTX's environment, and records fMP4 segments with ffmpeg. See docs/mediamtx
 what it does not do. camsvc itself must never depend on it.
 """
 
-from camsvc.streaming.standin._server import VERSION, PathState, StandIn, StandInPorts
+from camsvc.streaming.standin._path import PathState
+from camsvc.streaming.standin._server import VERSION, StandIn, StandInPorts
 
 __all__ = ["VERSION", "PathState", "StandIn", "StandInPorts"]

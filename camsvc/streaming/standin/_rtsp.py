@@ -20,7 +20,8 @@ import structlog
 import trio
 
 if TYPE_CHECKING:
-    from camsvc.streaming.standin._server import PathState, StandIn
+    from camsvc.streaming.standin._path import PathState
+    from camsvc.streaming.standin._server import StandIn
 
 __all__ = [
     "RECORDER_USER_AGENT",

@@ -21,7 +21,7 @@ import trio
 from camsvc.streaming.standin._rtsp import Track, parse_sdp
 
 if TYPE_CHECKING:
-    from camsvc.streaming.standin._server import PathState
+    from camsvc.streaming.standin._path import PathState
 
 __all__ = ["KEEPALIVE_S", "RtspSource", "SourceError", "rewrite_sdp"]
 
