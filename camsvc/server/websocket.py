@@ -2,10 +2,12 @@
 
 The reader hands each text message to the dispatcher. Synchronous methods are answered
 inline; others run as tasks in the connection's handler nursery, at most
-`max_concurrent_requests` at once (then the reader waits). Responses are sent directly
-(bounded by `write_timeout`). A notification is written to the socket at once, framed
-here, when nothing else is being written to that client and its socket has room; otherwise
-it waits in the connection's `Outbox` for the connection's writer task. An event for many
+`max_concurrent_requests` at once (then the reader waits). Responses are framed here and
+sent directly (bounded by `write_timeout`); every writer takes the stream's lock in turn,
+so a notification raised while a response is being written follows it. A notification is
+written to the socket at once when nothing else is being written to that client and its
+socket has room; otherwise it waits in the connection's `Outbox` for the connection's
+writer task. An event for many
 clients (`ClientConnection.fan_out`, the bus's fan-out) is written to every free socket
 in one C call (`camsvc.server.fanout`).
 """
@@ -63,7 +65,6 @@ class ClientConnection:
         "_dispatcher",
         "_on_drop",
         "_read_scope",
-        "_responding",
         "_slots",
         "_writer_busy",
         "outbox",
@@ -83,7 +84,6 @@ class ClientConnection:
         self.ws = ws
         self._direct = direct
         self._writer_busy = False
-        self._responding = 0  # responses being sent: notifications raised meanwhile follow them
         self.rpc = rpc
         self._dispatcher = dispatcher
         self._cfg = cfg
@@ -143,10 +143,9 @@ class ClientConnection:
         return self._direct.free_fd()
 
     def _busy(self) -> bool:
-        """Something else is due on this socket first: the writer task's queue, a response."""
-        return bool(
-            self._writer_busy or self._responding or self.outbox or self.ws.closed is not None
-        )
+        """Something else is due on this socket first: the writer task and its queue, or the
+        close. (A response being written holds the stream's lock, which `free_fd` sees.)"""
+        return bool(self._writer_busy or self.outbox or self.ws.closed is not None)
 
     def _write_now(self, frames: bytes) -> bool:
         direct = self._direct
@@ -243,19 +242,19 @@ class ClientConnection:
             self._slots.release()
 
     async def _send(self, data: bytes) -> None:
-        self._responding += 1
-        try:
-            await self._bounded_write(self.ws.send_message(data.decode()))
-        finally:
-            self._responding -= 1
+        """Send a response or a queued notification as one text frame.
 
-    async def _send_notification(self, message: bytes) -> None:
+        Either way the stream's FIFO lock is taken (or queued for) before the first yield,
+        so what is raised later goes out later: in particular, a notification raised while
+        a response is being written follows it. Going through trio-websocket would yield
+        once, at its own lock, before reaching this one.
+        """
         if self._direct is None:
-            await self._send(message)
+            await self._bounded_write(self.ws.send_message(data.decode()))
         elif self.ws.closed is not None:
             raise ConnectionClosed(self.ws.closed)
         else:
-            await self._bounded_write(self._direct.send_all(text_frame(message)))
+            await self._bounded_write(self._direct.send_all(text_frame(data)))
 
     async def _bounded_write(self, write: Awaitable[None]) -> None:
         with trio.move_on_after(self._cfg.write_timeout) as cs:
@@ -299,7 +298,7 @@ class ClientConnection:
             if self._direct is not None and self._direct.backlogged:
                 await self._bounded_write(self._direct.flush())
             while (message := self.outbox.pop()) is not None:
-                await self._send_notification(message)
+                await self._send(message)
         finally:
             self._writer_busy = False
 

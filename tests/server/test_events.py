@@ -153,6 +153,38 @@ class TestDelivery:
         assert await anon.call("ping") == "pong"
         assert not anon.pending  # nothing arrived before the reply
 
+    async def test_notification_raised_while_a_response_is_written_follows_it(
+        self, service, connect, nursery
+    ):
+        """Once a response has begun, a notification raised meanwhile reaches the client after
+        it (a client that reads "the next message" after `authenticate` gets the reply)."""
+        armed = False
+
+        async def publisher() -> None:
+            # Runs in every scheduling round, so it raises the notification in the round in
+            # which the reader begins writing the reply and yields, or in the next one.
+            nonlocal armed
+            while True:
+                await trio.lowlevel.checkpoint()
+                if armed:
+                    armed = False
+                    service.app.bus.notify_all("camera_status_update", {"device": "camera0"})
+
+        def arm(conn: object, params: object) -> str:
+            nonlocal armed
+            armed = True
+            return "armed"
+
+        service.app.registry.add("test.arm_publisher", arm, result=str)
+        client = await connect(service, "viewer")
+        nursery.start_soon(publisher)
+        # Trio runs each round's tasks in a random order: repeat so that every order of the
+        # reader, the publisher and the connection's writer task occurs.
+        for _ in range(40):
+            assert await client.call("test.arm_publisher") == "armed"
+            assert not client.pending, "a notification overtook the response"
+            assert (await client.recv())["method"] == "camera_status_update"
+
     async def test_legacy_system_health_update(self, service, connect):
         """Subscribing to system_health_update also delivers the method system_health_update."""
         client = await connect(service, "viewer")

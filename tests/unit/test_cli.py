@@ -203,24 +203,28 @@ def _start(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], int]
     return proc, port
 
 
+async def _result(ws: trio_websocket.WebSocketConnection, request: dict) -> dict:
+    """The result of `request`, skipping the notifications that come meanwhile."""
+    await ws.send_message(json.dumps(request))
+    while "id" not in (reply := json.loads(await ws.get_message())):
+        pass
+    assert reply["id"] == request["id"] and "result" in reply, reply
+    return reply["result"]
+
+
 async def _camera_list(url: str) -> dict:
     with trio.fail_after(20):
         async with trio_websocket.open_websocket_url(url) as ws:
             token = mint_token(SECRET, "t", Role.VIEWER, 60)
-            auth = {
-                "jsonrpc": "2.0",
-                "method": "authenticate",
-                "params": {"auth_token": token},
-                "id": 1,
-            }
-            await ws.send_message(json.dumps(auth))
-            await ws.get_message()
+            auth = {"jsonrpc": "2.0", "method": "authenticate", "params": {"auth_token": token}}
+            assert (await _result(ws, {**auth, "id": 1}))["authenticated"]
+            listing = {"jsonrpc": "2.0", "method": "get_camera_list"}
+            request_id = 1
             while True:
-                await ws.send_message('{"jsonrpc": "2.0", "method": "get_camera_list", "id": 2}')
-                while "id" not in (reply := json.loads(await ws.get_message())):
-                    pass
-                if reply["result"]["connected"] == 2:
-                    return reply["result"]
+                request_id += 1
+                result = await _result(ws, {**listing, "id": request_id})
+                if result["connected"] == 2:
+                    return result
                 await trio.sleep(0.1)  # the first scan of the demo devices is still running
 
 
