@@ -135,8 +135,8 @@ class EventBus:
         self._subs: dict[str, _Subscription] = {}
         self._fanout = fanout
         self._batch_depth = 0
-        # While batching: what each sink is due, in order (dicts keep the first-touched order).
-        self._held: dict[int, tuple[Sink, list[bytes]]] = {}
+        # While batching: each delivery held, in publishing order.
+        self._held: list[tuple[list[Sink], bytes]] = []
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -149,29 +149,43 @@ class EventBus:
         finally:
             self._batch_depth -= 1
             if not self._batch_depth:
-                held, self._held = self._held, {}
-                # Sinks due the same messages (usually all of them) go out in one fan-out.
-                groups: dict[tuple[int, ...], tuple[list[bytes], list[Sink]]] = {}
-                for sink, messages in held.values():
-                    key = tuple(map(id, messages))
-                    if (group := groups.get(key)) is None:
-                        groups[key] = (messages, [sink])
-                    else:
-                        group[1].append(sink)
-                for messages, sinks in groups.values():
-                    self._fanout(sinks, messages)
+                held, self._held = self._held, []
+                self._deliver_held(held)
+
+    def _deliver_held(self, held: list[tuple[list[Sink], bytes]]) -> None:
+        if not held:
+            return
+        first = held[0][0]
+        # Usually one change for the same recipients (every client that wants the topic is
+        # also due its status update): they are one fan-out, found without a pass per sink.
+        if all(sinks == first for sinks, _ in held):
+            self._fanout(first, [message for _, message in held])
+            return
+        due: dict[int, tuple[Sink, list[bytes]]] = {}  # dicts keep the first-touched order
+        for sinks, message in held:
+            for sink in sinks:
+                if (entry := due.get(id(sink))) is None:
+                    due[id(sink)] = (sink, [message])
+                else:
+                    entry[1].append(message)
+        # Sinks due the same messages go out in one fan-out.
+        groups: dict[tuple[int, ...], tuple[list[bytes], list[Sink]]] = {}
+        for sink, messages in due.values():
+            key = tuple(map(id, messages))
+            if (group := groups.get(key)) is None:
+                groups[key] = (messages, [sink])
+            else:
+                group[1].append(sink)
+        for messages, sinks in groups.values():
+            self._fanout(sinks, messages)
 
     def _deliver(self, sinks: list[Sink], message: bytes) -> None:
         if not sinks:
             return
-        if not self._batch_depth:
+        if self._batch_depth:
+            self._held.append((sinks, message))
+        else:
             self._fanout(sinks, (message,))
-            return
-        for sink in sinks:
-            if (held := self._held.get(id(sink))) is None:
-                self._held[id(sink)] = (sink, [message])
-            else:
-                held[1].append(message)
 
     # -- connections ------------------------------------------------------------------
 

@@ -364,6 +364,16 @@ class TestFanout:
             ([b], ["camera_status_update"]),
         ]
 
+    def test_a_batch_for_the_same_recipients_is_one_call_in_publishing_order(self):
+        bus, fan, (a, b, c) = _three_sinks("camera.disconnected")
+        bus.subscribe("b", ["camera.disconnected"])
+        with bus.batch():
+            bus.publish("camera.disconnected", {"device": "camera0"}, device="camera0")
+            bus.notify_all("camera_status_update", {"device": "camera0"})
+            with bus.batch():
+                bus.publish("camera.disconnected", {"device": "camera1"}, device="camera1")
+        assert fan.calls == [([a, b, c], ["event", "camera_status_update", "event"])]
+
     def test_system_health_legacy_name_follows_the_event_for_a_sink_with_both(self):
         bus = EventBus()
         both, legacy_only = _RecordingSink(), _RecordingSink()
