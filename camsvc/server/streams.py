@@ -61,15 +61,21 @@ class WriteThroughStream(trio.abc.Stream):
     anything else.
     """
 
-    # `free_fd` runs for every client of a fan-out, where each object it touches is a
-    # likely cache miss: slots, and the socket held here rather than through `stream`.
-    __slots__ = ("_backlog", "_lock", "_socket", "stream")
+    # A fan-out reads `free_fd` for each of up to thousands of clients, where every object
+    # it touches is a likely cache miss: it is kept up to date here rather than worked out
+    # from the lock and the socket on each read.
+    __slots__ = ("_backlog", "_fd", "_lock", "_writers", "free_fd", "stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
-        self._socket = stream.socket
+        self._fd = stream.socket.fileno()
         self._lock = trio.StrictFIFOLock()
+        self._writers = 0  # tasks holding or waiting for the lock
         self._backlog = b""
+        # The socket's descriptor while a direct write may go now (nobody else is writing or
+        # waiting to, no backlog, not closed), else -1. A caller that writes to it itself
+        # (several sockets in one call) reports what the socket took with `wrote`.
+        self.free_fd = self._fd
 
     @property
     def backlogged(self) -> bool:
@@ -83,47 +89,53 @@ class WriteThroughStream(trio.abc.Stream):
         (the caller then has `flush` run). A socket error also returns False: the queued
         path meets the same error and closes the connection through its usual route.
         """
-        fd = self.free_fd()
-        if fd < 0:
+        if self.free_fd < 0:
             return False
         try:
-            n = os.write(fd, data)
+            n = os.write(self.free_fd, data)
         except OSError:
             return False
         self.wrote(data, n)
         return True
 
-    def free_fd(self) -> int:
-        """The socket's descriptor when a direct write may go now, else -1.
-
-        A caller that writes to it itself (several sockets in one call) reports what the
-        socket took with `wrote`.
-        """
-        # fileno() is -1 once the socket is closed: never write to a number reused since.
-        if self._lock.locked() or self._backlog:
-            return -1
-        return self._socket.fileno()
-
     def wrote(self, data: bytes, n: int) -> None:
         """A direct write of `data` put `n` bytes on the socket: keep the rest as backlog."""
         if n < len(data):
             self._backlog = data[n:]
+            self.free_fd = -1
 
     async def flush(self) -> None:
         """Send the backlog of a partial direct write, if any."""
-        async with self._lock:
-            await self._send_backlog()
+        self._claim()
+        try:
+            async with self._lock:
+                await self._send_backlog()
+        finally:
+            self._release()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send after the backlog, one writer at a time."""
+        self._claim()
+        try:
+            async with self._lock:
+                await self._send_backlog()
+                await self.stream.send_all(data)
+        finally:
+            self._release()
+
+    def _claim(self) -> None:
+        self._writers += 1
+        self.free_fd = -1
+
+    def _release(self) -> None:
+        self._writers -= 1
+        if not self._writers and not self._backlog:
+            self.free_fd = self._fd
 
     async def _send_backlog(self) -> None:
         if self._backlog:
             await self.stream.send_all(self._backlog)
             self._backlog = b""
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send after the backlog, one writer at a time."""
-        async with self._lock:
-            await self._send_backlog()
-            await self.stream.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
         """Delegate to the wrapped stream."""
@@ -138,5 +150,7 @@ class WriteThroughStream(trio.abc.Stream):
         await self.stream.send_eof()
 
     async def aclose(self) -> None:
-        """Close the wrapped stream."""
+        """Close the wrapped stream; no direct write goes to its descriptor from now on (the
+        number may soon belong to another connection)."""
+        self._fd = self.free_fd = -1
         await self.stream.aclose()

@@ -140,7 +140,7 @@ class ClientConnection:
         """The socket a notification may be written to at once, or -1 when it must queue."""
         if self._direct is None or self._busy():
             return -1
-        return self._direct.free_fd()
+        return self._direct.free_fd
 
     def _busy(self) -> bool:
         """Something else is due on this socket first: the writer task and its queue, or the
