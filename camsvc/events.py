@@ -133,6 +133,8 @@ class EventBus:
 
     def __init__(self, fanout: Fanout = notify_each) -> None:
         self._subs: dict[str, _Subscription] = {}
+        # Who wants each topic, so that an event for many clients walks only its own.
+        self._by_topic: dict[str, dict[str, _Subscription]] = {}
         self._fanout = fanout
         self._batch_depth = 0
         # While batching: each delivery held, in publishing order.
@@ -156,9 +158,12 @@ class EventBus:
         if not held:
             return
         first = held[0][0]
-        # Usually one change for the same recipients (every client that wants the topic is
-        # also due its status update): they are one fan-out, found without a pass per sink.
-        if all(sinks == first for sinks, _ in held):
+        # Usually a single notification, or all of them for the same recipients (each list
+        # holds a sink once): one fan-out, found without a map per sink.
+        members = {id(sink) for sink in first} if len(held) > 1 else set()
+        if all(
+            len(sinks) == len(first) and members.issuperset(map(id, sinks)) for sinks, _ in held[1:]
+        ):
             self._fanout(first, [message for _, message in held])
             return
         due: dict[int, tuple[Sink, list[bytes]]] = {}  # dicts keep the first-touched order
@@ -195,7 +200,8 @@ class EventBus:
 
     def detach(self, conn_id: str) -> None:
         """Forget a closed connection and its subscriptions."""
-        self._subs.pop(conn_id, None)
+        if (sub := self._subs.pop(conn_id, None)) is not None:
+            self._drop_topics(conn_id, sub.topics)
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -207,7 +213,9 @@ class EventBus:
     ) -> tuple[list[str], frozenset[str] | None]:
         """Add topics; `devices` UNSET keeps the filter, None clears it. Returns set and filter."""
         sub = self._subs[conn_id]
-        sub.topics.update(topics)
+        for topic in topics:
+            sub.topics.add(topic)
+            self._by_topic.setdefault(topic, {})[conn_id] = sub
         if devices is not UNSET:
             sub.devices = devices or None  # type: ignore[assignment]
         return sorted(sub.topics), sub.devices
@@ -215,11 +223,17 @@ class EventBus:
     def unsubscribe(self, conn_id: str, topics: Iterable[str] | None) -> list[str]:
         """Remove topics (None: all); returns what remains."""
         sub = self._subs[conn_id]
-        if topics is None:
-            sub.topics.clear()
-        else:
-            sub.topics.difference_update(topics)
+        gone = set(sub.topics) if topics is None else sub.topics.intersection(topics)
+        sub.topics.difference_update(gone)
+        self._drop_topics(conn_id, gone)
         return sorted(sub.topics)
+
+    def _drop_topics(self, conn_id: str, topics: Iterable[str]) -> None:
+        for topic in topics:
+            subs = self._by_topic[topic]
+            del subs[conn_id]
+            if not subs:
+                del self._by_topic[topic]
 
     def stats(self, conn_id: str) -> SubscriptionStats:
         """Figures for `get_subscription_stats`."""
@@ -256,26 +270,28 @@ class EventBus:
         `device` is the event's `data.device` (None for events without one, which pass
         every device filter).
         """
-        sinks: list[Sink] = []
-        legacy_sinks: list[Sink] = []  # system.health's legacy name, sent after the event
-        sent = 0
-        is_health = topic == "system.health"
-        for sub in self._subs.values():
-            wanted = topic in sub.topics
-            wants_legacy = is_health and "system_health_update" in sub.topics
-            if not (wanted or wants_legacy) or not sub.sink.authenticated:
-                continue
-            if device is not None and sub.devices is not None and device not in sub.devices:
-                continue
-            if wanted:
-                sinks.append(sub.sink)
-            if wants_legacy:
-                legacy_sinks.append(sub.sink)
-            sent += 1
+        sinks = self._recipients(topic, device)
         if sinks:
             params = _EventParams(topic, utc_timestamp(now), data)
             self._deliver(sinks, _encoder.encode(_Notification("2.0", "event", params)))
+        if topic != "system.health":
+            return len(sinks)
+        # The legacy name goes after the event, to each sink that wants it (some want both).
+        legacy_sinks = self._recipients("system_health_update", device)
         if legacy_sinks:
             legacy = _encoder.encode(_Notification("2.0", "system_health_update", data))
             self._deliver(legacy_sinks, legacy)
-        return sent
+        return len({id(sink) for sink in sinks + legacy_sinks})
+
+    def _recipients(self, topic: str, device: str | None) -> list[Sink]:
+        """The authenticated sinks subscribed to `topic` whose device filter lets it pass."""
+        subs = self._by_topic.get(topic)
+        if subs is None:
+            return []
+        if device is None:
+            return [sub.sink for sub in subs.values() if sub.sink.authenticated]
+        return [
+            sub.sink
+            for sub in subs.values()
+            if sub.sink.authenticated and (sub.devices is None or device in sub.devices)
+        ]
