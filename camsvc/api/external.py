@@ -130,8 +130,10 @@ class ExternalApi:
         return await self._external.remove(params.stream_url)
 
     def list(self, conn: RpcConnection, params: NoParams) -> ExternalStreamList:
-        """Added and discovered streams (empty lists while the feature is off)."""
-        return self._external.list()
+        """Added and discovered streams (empty lists while the feature is off). A stream URL's
+        password is shown to operators and admins only (who add and remove streams by URL)."""
+        session = conn.session
+        return self._external.list(passwords=session is not None and session.role >= Role.OPERATOR)
 
     def set_interval(self, conn: RpcConnection, params: IntervalParams) -> IntervalUpdated:
         """Set the periodic discovery interval (0 = on request only); persisted."""

@@ -226,7 +226,7 @@ def candidates(
 
 
 def redact(url: str) -> str:
-    """`url` with its password replaced by `***`, for logs."""
+    """`url` with its password replaced by `***`, for logs and for viewers."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -325,9 +325,12 @@ class ExternalStreams:
         """Whether `device` is an added external stream (and the feature is on)."""
         return self.enabled and self.by_device(device) is not None
 
-    def list(self) -> ExternalStreamList:
-        """get_external_streams: added and discovered (empty while the feature is off)."""
+    def list(self, *, passwords: bool = True) -> ExternalStreamList:
+        """get_external_streams: added and discovered (empty while the feature is off);
+        without `passwords`, each URL's password is `***`."""
         streams = sorted(self._streams.values(), key=lambda s: s.url) if self.enabled else []
+        if not passwords:
+            streams = [msgspec.structs.replace(s, url=redact(s.url)) for s in streams]
         return ExternalStreamList(
             external_streams=streams,
             skydio_streams=[s for s in streams if s.type == "skydio_stanag4609"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -277,6 +278,30 @@ async def test_mediamtx_down(stack) -> None:
     # Back up (empty, as after a MediaMTX restart): the path of the added stream returns.
     await s.standin.start()
     await until(lambda: s.app.mediamtx_paths.get("ext_kept") is not None, timeout_s=15)
+
+
+async def test_viewers_see_no_password_in_stream_urls(stack, connect) -> None:
+    """get_external_streams shows a URL's password to operators and admins only."""
+    s = await stack(scan_timeout=1)
+    url = "rtsp://cam:s3cret@127.0.0.1:1/a"
+    await s.client.call("add_external_stream", {"stream_url": url, "stream_name": "locked"})
+    seen = {}
+    for role in ("viewer", "operator", "admin"):
+        client = await connect(s.svc, role)
+        [stream] = (await client.call("get_external_streams"))["external_streams"]
+        seen[role] = stream["url"]
+        if role == "viewer":  # nor anywhere else a viewer may look
+            for method, params in (
+                ("get_camera_list", None),
+                ("get_camera_status", {"device": "ext_locked"}),
+                ("get_stream_url", {"device": "ext_locked"}),
+            ):
+                assert "s3cret" not in json.dumps(await client.request(method, params)), method
+    assert seen == {
+        "viewer": "rtsp://cam:***@127.0.0.1:1/a",
+        "operator": url,
+        "admin": url,
+    }
 
 
 # --- persistence and discovery -------------------------------------------------------------
