@@ -106,12 +106,7 @@ class WriteThroughStream(trio.abc.Stream):
 
     async def flush(self) -> None:
         """Send the backlog of a partial direct write, if any."""
-        self._claim()
-        try:
-            async with self._lock:
-                await self._send_backlog()
-        finally:
-            self._release()
+        await self.send_all(b"")
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send after the backlog, one writer at a time."""

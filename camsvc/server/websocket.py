@@ -7,9 +7,8 @@ sent directly (bounded by `write_timeout`); every writer takes the stream's lock
 so a notification raised while a response is being written follows it. A notification is
 written to the socket at once when nothing else is being written to that client and its
 socket has room; otherwise it waits in the connection's `Outbox` for the connection's
-writer task. An event for many
-clients (`ClientConnection.fan_out`, the bus's fan-out) is written to every free socket
-in one C call (`camsvc.server.fanout`).
+writer task. An event for many clients (`ClientConnection.fan_out`, the bus's fan-out) is
+written to every free socket in one C call (`camsvc.server.fanout`).
 """
 
 from __future__ import annotations
@@ -137,19 +136,17 @@ class ClientConnection:
             ready[i]._sent_in_part(frames, result, messages)
 
     def _free_fd(self) -> int:
-        """The socket a notification may be written to at once, or -1 when it must queue."""
-        if self._direct is None or self._busy():
+        """The socket a notification may be written to at once, or -1 when it must queue:
+        something else is due on it first (the writer task and its queue; a response, which
+        holds the stream's lock and so its `free_fd`), or the connection is closing."""
+        direct = self._direct
+        if direct is None or self._writer_busy or self.outbox or self.ws.closed is not None:
             return -1
-        return self._direct.free_fd
-
-    def _busy(self) -> bool:
-        """Something else is due on this socket first: the writer task and its queue, or the
-        close. (A response being written holds the stream's lock, which `free_fd` sees.)"""
-        return bool(self._writer_busy or self.outbox or self.ws.closed is not None)
+        return direct.free_fd
 
     def _write_now(self, frames: bytes) -> bool:
         direct = self._direct
-        if direct is None or self._busy() or not direct.try_write(frames):
+        if self._free_fd() < 0 or direct is None or not direct.try_write(frames):
             return False
         if direct.backlogged:
             self.outbox.wake()
