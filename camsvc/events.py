@@ -57,7 +57,11 @@ ALWAYS_DELIVERED = frozenset({"camera_status_update", "recording_status_update"}
 
 
 class Sink(Protocol):
-    """Where a connection's notifications go (implemented by the transport)."""
+    """Where a connection's notifications go (implemented by the transport).
+
+    The bus reads `authenticated` when it works out who gets what, and keeps the answer
+    until told otherwise: whoever changes it calls `EventBus.auth_changed`.
+    """
 
     @property
     def authenticated(self) -> bool: ...
@@ -135,6 +139,11 @@ class EventBus:
         self._subs: dict[str, _Subscription] = {}
         # Who wants each topic, so that an event for many clients walks only its own.
         self._by_topic: dict[str, dict[str, _Subscription]] = {}
+        # The recipients of each (topic, device) and of `notify_all`, worked out once per change
+        # of subscriptions or sessions: walking a thousand connections for them cost about as
+        # much as collecting their sockets for the fan-out.
+        self._lists: dict[tuple[str, str | None], list[Sink]] = {}
+        self._everyone: list[Sink] | None = None
         self._fanout = fanout
         self._batch_depth = 0
         # While batching: each delivery held, in publishing order.
@@ -197,11 +206,18 @@ class EventBus:
     def attach(self, conn_id: str, sink: Sink) -> None:
         """Start tracking a connection (no topics yet)."""
         self._subs[conn_id] = _Subscription(sink)
+        self.auth_changed()
 
     def detach(self, conn_id: str) -> None:
         """Forget a closed connection and its subscriptions."""
         if (sub := self._subs.pop(conn_id, None)) is not None:
             self._drop_topics(conn_id, sub.topics)
+            self.auth_changed()
+
+    def auth_changed(self) -> None:
+        """Some sink's `authenticated` may have changed: work recipients out afresh."""
+        self._lists.clear()
+        self._everyone = None
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -218,6 +234,7 @@ class EventBus:
             self._by_topic.setdefault(topic, {})[conn_id] = sub
         if devices is not UNSET:
             sub.devices = devices or None  # type: ignore[assignment]
+        self._lists.clear()
         return sorted(sub.topics), sub.devices
 
     def unsubscribe(self, conn_id: str, topics: Iterable[str] | None) -> list[str]:
@@ -226,6 +243,7 @@ class EventBus:
         gone = set(sub.topics) if topics is None else sub.topics.intersection(topics)
         sub.topics.difference_update(gone)
         self._drop_topics(conn_id, gone)
+        self._lists.clear()
         return sorted(sub.topics)
 
     def _drop_topics(self, conn_id: str, topics: Iterable[str]) -> None:
@@ -258,7 +276,8 @@ class EventBus:
     def notify_all(self, method: str, params: Any) -> int:
         """Send a notification to every authenticated client; returns the recipient count."""
         message = _encoder.encode(_Notification("2.0", method, params))
-        sinks = [sub.sink for sub in self._subs.values() if sub.sink.authenticated]
+        if (sinks := self._everyone) is None:
+            sinks = self._everyone = [s.sink for s in self._subs.values() if s.sink.authenticated]
         self._deliver(sinks, message)
         return len(sinks)
 
@@ -284,7 +303,13 @@ class EventBus:
         return len({id(sink) for sink in sinks + legacy_sinks})
 
     def _recipients(self, topic: str, device: str | None) -> list[Sink]:
-        """The authenticated sinks subscribed to `topic` whose device filter lets it pass."""
+        """The authenticated sinks subscribed to `topic` whose device filter lets it pass
+        (a list the caller must not change)."""
+        if (sinks := self._lists.get((topic, device))) is None:
+            sinks = self._lists[topic, device] = self._work_out(topic, device)
+        return sinks
+
+    def _work_out(self, topic: str, device: str | None) -> list[Sink]:
         subs = self._by_topic.get(topic)
         if subs is None:
             return []

@@ -8,7 +8,11 @@ from collections.abc import Sequence
 import pytest
 import trio
 
+from camsvc.auth import Role
+from camsvc.auth.session import Session
 from camsvc.events import EventBus
+from camsvc.rpc.connection import RpcConnection
+from camsvc.rpc.ratelimit import TokenBucket
 from camsvc.server import fanout
 
 
@@ -152,6 +156,33 @@ class TestDelivery:
         assert (await authed.recv())["method"] == "camera_status_update"
         assert await anon.call("ping") == "pong"
         assert not anon.pending  # nothing arrived before the reply
+
+    async def test_a_connection_that_loses_its_session_gets_nothing_until_it_authenticates(
+        self, service, connect
+    ):
+        """A failed `authenticate` ends the session: topic events and status updates stop,
+        and the subscription's events come again after a good one."""
+        client = await connect(service, "viewer")
+        await client.call("subscribe_events", {"topics": ["snapshot.taken"]})
+        bus = service.app.bus
+
+        def announce(n: int) -> None:
+            bus.publish("snapshot.taken", {"device": "camera0", "n": n}, device="camera0")
+            bus.notify_all("camera_status_update", {"device": "camera0", "n": n})
+
+        async def heard() -> list[int]:
+            got = [(await client.recv())["params"] for _ in range(2)]
+            return [got[0]["data"]["n"], got[1]["n"]]  # the event, then the status update
+
+        announce(1)
+        assert await heard() == [1, 1]
+        assert (await client.error("authenticate", {"auth_token": "not-a-token"}))["code"]
+        announce(2)
+        assert await client.call("ping") == "pong"
+        assert not client.pending  # nothing arrived before the reply
+        await client.call("authenticate", {"auth_token": service.token("viewer")})
+        announce(3)
+        assert await heard() == [3, 3]
 
     async def test_notification_raised_while_a_response_is_written_follows_it(
         self, service, connect, nursery
@@ -346,6 +377,21 @@ def _three_sinks(
     return bus, fan, sinks
 
 
+_SESSION = Session(user_id="u", role=Role.VIEWER, auth_method="jwt", expires_at=None)
+
+
+class _SessionSink(_RecordingSink):
+    """A sink authenticated while its connection has a session, as the transport's are."""
+
+    def __init__(self, rpc: RpcConnection) -> None:
+        super().__init__()
+        self._rpc = rpc
+
+    @property
+    def authenticated(self) -> bool:  # type: ignore[override]
+        return self._rpc.session is not None
+
+
 class TestFanout:
     """The bus hands the same messages to many sinks in one call of its fan-out."""
 
@@ -367,6 +413,29 @@ class TestFanout:
         assert bus.publish("camera.connected", {"device": "camera0"}, device="camera0") == 1
         assert bus.publish("camera.connected", {"device": "camera1"}, device="camera1") == 2
         assert fan.calls == [([b], ["event"]), ([a, b], ["event"])]
+
+    def test_a_session_change_reported_by_the_connection_changes_the_recipients(self):
+        """The bus keeps its recipient lists between events: a connection that loses or
+        regains its session tells it (`RpcConnection.on_auth_change`)."""
+        fan = _RecordingFanout()
+        bus = EventBus(fanout=fan)
+        rpc = RpcConnection("a", TokenBucket(1e9, 10**9), session=_SESSION)
+        rpc.on_auth_change = bus.auth_changed
+        sink = _SessionSink(rpc)
+        bus.attach("a", sink)
+        bus.subscribe("a", ["camera.connected"])
+
+        def announce() -> int:
+            return bus.publish("camera.connected", {"device": "camera0"}, device="camera0") + (
+                bus.notify_all("camera_status_update", {"device": "camera0"})
+            )
+
+        assert announce() == 2
+        rpc.session = None
+        assert announce() == 0
+        rpc.session = _SESSION
+        assert announce() == 2
+        assert fan.calls == [([sink], ["event"]), ([sink], ["camera_status_update"])] * 2
 
     def test_a_batch_groups_the_sinks_due_the_same_messages(self):
         bus, fan, (a, b, c) = _three_sinks("camera.disconnected")
