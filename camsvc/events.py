@@ -60,7 +60,7 @@ class Sink(Protocol):
     """Where a connection's notifications go (implemented by the transport).
 
     The bus reads `authenticated` when it works out who gets what, and keeps the answer
-    until told otherwise: whoever changes it calls `EventBus.auth_changed`.
+    until told otherwise: whoever changes it calls `EventBus.recipients_changed`.
     """
 
     @property
@@ -206,16 +206,17 @@ class EventBus:
     def attach(self, conn_id: str, sink: Sink) -> None:
         """Start tracking a connection (no topics yet)."""
         self._subs[conn_id] = _Subscription(sink)
-        self.auth_changed()
+        self.recipients_changed()
 
     def detach(self, conn_id: str) -> None:
         """Forget a closed connection and its subscriptions."""
         if (sub := self._subs.pop(conn_id, None)) is not None:
             self._drop_topics(conn_id, sub.topics)
-            self.auth_changed()
+            self.recipients_changed()
 
-    def auth_changed(self) -> None:
-        """Some sink's `authenticated` may have changed: work recipients out afresh."""
+    def recipients_changed(self) -> None:
+        """Who gets what may differ (a connection, a subscription, or a sink's
+        `authenticated` changed): work the recipient lists out afresh."""
         self._lists.clear()
         self._everyone = None
 
@@ -234,7 +235,7 @@ class EventBus:
             self._by_topic.setdefault(topic, {})[conn_id] = sub
         if devices is not UNSET:
             sub.devices = devices or None  # type: ignore[assignment]
-        self._lists.clear()
+        self.recipients_changed()
         return sorted(sub.topics), sub.devices
 
     def unsubscribe(self, conn_id: str, topics: Iterable[str] | None) -> list[str]:
@@ -243,7 +244,7 @@ class EventBus:
         gone = set(sub.topics) if topics is None else sub.topics.intersection(topics)
         sub.topics.difference_update(gone)
         self._drop_topics(conn_id, gone)
-        self._lists.clear()
+        self.recipients_changed()
         return sorted(sub.topics)
 
     def _drop_topics(self, conn_id: str, topics: Iterable[str]) -> None:

@@ -396,7 +396,7 @@ class ConnectionTable:
             framing.watch(ws, client.message_timed_out)
             self._open[conn_id] = client
             self._bus.attach(conn_id, client)
-            rpc.on_auth_change = self._bus.auth_changed
+            rpc.on_auth_change = self._bus.recipients_changed
             self.total_accepted += 1
             with structlog.contextvars.bound_contextvars(conn=conn_id):
                 log.debug("ws_open")

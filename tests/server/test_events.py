@@ -420,7 +420,7 @@ class TestFanout:
         fan = _RecordingFanout()
         bus = EventBus(fanout=fan)
         rpc = RpcConnection("a", TokenBucket(1e9, 10**9), session=_SESSION)
-        rpc.on_auth_change = bus.auth_changed
+        rpc.on_auth_change = bus.recipients_changed
         sink = _SessionSink(rpc)
         bus.attach("a", sink)
         bus.subscribe("a", ["camera.connected"])
