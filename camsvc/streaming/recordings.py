@@ -6,15 +6,12 @@ waiting for the first segment and for the last one to close, the auto-stop timer
 end of a recording on unplug or full storage, `recording_status_update` and the
 `recording.*` events (their Structs in `recording_messages`), and adding finished segments
 to the catalogue. Must not touch: the device or the encoder (it asks `Publishers` for one),
-files other than its segments.
+files other than its segments (their file work is in `segments`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -29,7 +26,6 @@ from camsvc.config import RecordingConfig
 from camsvc.errors import CamsvcError, DependencyFailed, InvalidState, NotFound, Unsupported
 from camsvc.events import EventBus
 from camsvc.media.catalog import Catalog, FileRecord
-from camsvc.media.fmp4 import trim_incomplete_tail
 from camsvc.media.storage import StorageWatch
 from camsvc.streaming.mediamtx import (
     MediaMTXClient,
@@ -49,9 +45,19 @@ from camsvc.streaming.recording_messages import (
     RecordingStop,
     RecordingStopped,
 )
+from camsvc.streaming.segments import (
+    last_write,
+    names_in,
+    segment_file,
+    segment_record,
+    segment_sizes,
+    segment_start,
+    segments_in,
+    trim_segment,
+)
 from camsvc.timefmt import utc_timestamp
 
-__all__ = ["RecordingService", "segment_start"]
+__all__ = ["RecordingService"]
 
 log = structlog.get_logger("camsvc.streaming.recordings")
 
@@ -68,8 +74,6 @@ MONITOR_S: Final = 0.2
 # Storage is checked this often during a recording.
 STORAGE_CHECK_S: Final = 2.0
 
-_SEGMENT = re.compile(r"_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6})\.mp4$")
-
 Reason = Literal[
     "requested",
     "duration_elapsed",
@@ -79,15 +83,6 @@ Reason = Literal[
     "mediamtx_error",
     "stream_removed",
 ]
-
-
-def segment_start(filename: str) -> float | None:
-    """Unix start time in a MediaMTX segment name (`camera0_2025-01-15_14-30-00-123456.mp4`)."""
-    m = _SEGMENT.search(filename)
-    if m is None:
-        return None
-    # MediaMTX writes local time (UTC when camsvc spawns it, where local is UTC anyway).
-    return dt.datetime.strptime(m.group(1), "%Y-%m-%d_%H-%M-%S-%f").timestamp()
 
 
 class _Active:
@@ -179,28 +174,17 @@ class RecordingService:
             raise NotFound("camera", f"no connected camera {device}")
 
     def _segments(self, rec: _Active) -> list[Path]:
-        folder = self.root / rec.device
-        try:
-            files = [p for p in folder.iterdir() if p.suffix == ".mp4" and p.name not in rec.before]
-        except FileNotFoundError:
-            return []
-        return sorted(files, key=lambda p: (segment_start(p.name) or 0.0, p.name))
+        return segments_in(self.root / rec.device, rec.before)
 
     def _closed_segments(self, rec: _Active) -> list[Path]:
         """The recording's segments once MediaMTX has closed them, each cut back to its
         whole parts (a write that failed on a full disk leaves a part cut short); those
         MediaMTX reported complete were cut then (`_catalogue_complete`)."""
-        segments = self._segments(rec)
-        for p in segments:
+        closing = self._segments(rec)
+        for p in closing:
             if p.name not in rec.completed:
-                _trim(p)
-        return segments
-
-    def _existing(self, device: str) -> set[str]:
-        try:
-            return {p.name for p in (self.root / device).iterdir()}
-        except FileNotFoundError:
-            return set()
+                trim_segment(p)
+        return closing
 
     # -- running ---------------------------------------------------------------------
 
@@ -239,7 +223,7 @@ class RecordingService:
         if device in self._active:  # another call started it meanwhile
             raise InvalidState("already_recording", f"{device} is already recording")
         assert self._nursery is not None
-        rec = _Active(device, fmt, duration, self._existing(device))
+        rec = _Active(device, fmt, duration, names_in(self.root / device))
         self._active[device] = rec
         self.cameras.version += 1
         try:
@@ -449,7 +433,7 @@ class RecordingService:
         ValueError if `segment` is not a recording segment of `device` under the recordings
         folder (the hook's word is not taken for any other file).
         """
-        file = self._segment_file(device, segment)
+        file = segment_file(self.root, device, segment)
         rec = self._active.get(device)
         if rec is not None and file.name not in rec.before:
             rec.completed[file.name] = duration
@@ -459,37 +443,10 @@ class RecordingService:
         log.info("segment_complete", device=device, segment=file.name, duration=duration)
         await trio.to_thread.run_sync(self._catalogue_complete, device, file, duration)
 
-    def _segment_file(self, device: str, segment: str) -> Path:
-        """`segment` as a file of the recordings folder; ValueError if it is not one."""
-        file = Path(os.path.abspath(segment))
-        if (
-            device in ("", ".", "..")
-            or "/" in device
-            or file.parent != Path(os.path.abspath(self.root / device))
-            or segment_start(file.name) is None
-            or not file.name.startswith(f"{device}_")
-        ):
-            raise ValueError(f"{segment} is not a recording segment of {device}")
-        return file
-
     def _catalogue_complete(self, device: str, file: Path, duration: float | None) -> None:
-        _trim(file)
-        try:
-            st = file.stat()
-        except FileNotFoundError:
-            return  # removed meanwhile (MediaMTX drops empty segments)
-        start = segment_start(file.name) or st.st_mtime
-        self._add_to_catalogue(
-            FileRecord(
-                "recording",
-                file.name,
-                subdir=device,
-                size=st.st_size,
-                mtime=st.st_mtime,
-                created=start,
-                duration=round(duration, 3) if duration is not None else None,
-            )
-        )
+        trim_segment(file)
+        if (record := segment_record(file, device, duration=duration)) is not None:
+            self._add_to_catalogue(record)
 
     async def _wait_closed(self, rec: _Active, *, reported: bool) -> None:
         """Wait (≤ STOP_TIMEOUT_S) until MediaMTX has closed every segment of the recording.
@@ -535,22 +492,10 @@ class RecordingService:
 
     def _last_write(self, rec: _Active) -> float | None:
         """When a segment of the recording was last written (None without a segment)."""
-        times = []
-        for p in self._segments(rec):
-            try:
-                times.append(p.stat().st_mtime)
-            except FileNotFoundError:
-                continue
-        return max(times, default=None)
+        return last_write(self._segments(rec))
 
     def _sizes(self, rec: _Active) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for p in self._segments(rec):
-            try:
-                out[p.name] = p.stat().st_size
-            except FileNotFoundError:
-                continue
-        return out
+        return segment_sizes(self._segments(rec))
 
     def _add_to_catalogue(self, record: FileRecord) -> bool:
         """Add or update a segment's row; False when the catalogue refused the write."""
@@ -568,14 +513,8 @@ class RecordingService:
         for p in self._segments(rec):
             if p.name in rec.catalogued:
                 continue
-            try:
-                st = p.stat()
-            except FileNotFoundError:
-                continue
-            start = segment_start(p.name) or st.st_mtime
-            if self._add_to_catalogue(
-                FileRecord("recording", p.name, rec.device, st.st_size, st.st_mtime, start)
-            ):
+            record = segment_record(p, rec.device)
+            if record is not None and self._add_to_catalogue(record):
                 rec.catalogued.add(p.name)
 
     def _catalogue(self, rec: _Active, segments: list[Path], end: float) -> RecordingStopped:
@@ -583,26 +522,13 @@ class RecordingService:
         total = 0
         starts = [segment_start(p.name) or rec.start_time for p in segments]
         for i, p in enumerate(segments):
-            try:
-                st = p.stat()
-            except FileNotFoundError:
-                continue
-            total += st.st_size
             seg_end = starts[i + 1] if i + 1 < len(segments) else end
             reported = rec.completed.get(p.name)  # MediaMTX's own figure, when it gave one
-            self._add_to_catalogue(
-                FileRecord(
-                    "recording",
-                    p.name,
-                    subdir=rec.device,
-                    size=st.st_size,
-                    mtime=st.st_mtime,
-                    created=starts[i],
-                    duration=round(
-                        reported if reported is not None else max(0.0, seg_end - starts[i]), 3
-                    ),
-                )
-            )
+            duration = reported if reported is not None else max(0.0, seg_end - starts[i])
+            record = segment_record(p, rec.device, created=starts[i], duration=duration)
+            if record is not None:
+                total += record.size
+                self._add_to_catalogue(record)
         first_start = starts[0] if starts else rec.start_time
         return RecordingStopped(
             device=rec.device,
@@ -669,16 +595,3 @@ class RecordingService:
             await self._finish(rec.device, reason, error=error, switch_off=True)
         except CamsvcError as exc:
             log.warning("recording_end_failed", device=rec.device, error=str(exc))
-
-
-def _trim(segment: Path) -> None:
-    """Cut a closed segment back to its whole parts, saying so when it was cut short."""
-    try:
-        cut = trim_incomplete_tail(segment)
-    except FileNotFoundError:
-        return  # removed meanwhile (MediaMTX drops empty segments)
-    except OSError as exc:
-        log.warning("segment_check_failed", segment=segment.name, error=str(exc))
-        return
-    if cut:
-        log.warning("segment_cut_short", segment=segment.name, removed_bytes=cut)
